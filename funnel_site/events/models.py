@@ -1,0 +1,157 @@
+"""Tenants (workspaces), their API keys and members, and the append-only event store."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class FunnelStage(models.TextChoices):
+    """The five marketing funnel stages of DESIGN section 5."""
+
+    AWARENESS = "awareness", "Awareness"
+    INTEREST = "interest", "Interest"
+    CONSIDERATION = "consideration", "Consideration"
+    PURCHASE = "purchase", "Purchase"
+    LOYALTY = "loyalty", "Loyalty"
+
+
+class Workspace(models.Model):
+    """A tenant: one brand or client of the platform. Every row below belongs to exactly one."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200, blank=True)
+    time_zone = models.CharField(max_length=64, default="UTC")
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="workspaces", blank=True
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Membership(models.Model):
+    """A Django user's access to a workspace in the web UI."""
+
+    class Role(models.TextChoices):
+        ADMIN = "admin", "Admin"
+        VIEWER = "viewer", "Viewer"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.ADMIN)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "user"], name="uniq_membership")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.workspace}"
+
+
+class ApiKey(models.Model):
+    """A workspace API key. Only a SHA-256 hash is stored; the prefix identifies the key in lists."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, default="default")
+    prefix = models.CharField(max_length=16, unique=True)
+    key_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.workspace.slug})"
+
+
+class StageMapping(models.Model):
+    """A workspace's override of the default event-name -> stage map (blank stage: no stage)."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="stage_mappings")
+    event_name = models.CharField(max_length=200)
+    stage = models.CharField(max_length=16, choices=FunnelStage.choices, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "event_name"], name="uniq_stage_mapping")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_name} -> {self.stage or '(none)'}"
+
+
+class Contact(models.Model):
+    """A person known to a workspace by its external id (Segment userId/anonymousId, CRM id...)."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="contacts")
+    external_id = models.CharField(max_length=255)
+    email = models.CharField(max_length=254, blank=True)
+    traits = models.JSONField(default=dict, blank=True)
+    first_seen = models.DateTimeField(null=True, blank=True)
+    last_seen = models.DateTimeField(null=True, blank=True)
+    # The earliest purchase: a later purchase is a repeat purchase, staged as loyalty.
+    first_purchase_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "external_id"], name="uniq_contact")
+        ]
+
+    def __str__(self) -> str:
+        return self.external_id
+
+
+class Campaign(models.Model):
+    """A marketing campaign, referenced by events through its key."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="campaigns")
+    key = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, blank=True)
+    channel = models.CharField(max_length=100, blank=True)
+    starts_at = models.DateTimeField(null=True, blank=True)
+    ends_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "key"], name="uniq_campaign")]
+
+    def __str__(self) -> str:
+        return self.name or self.key
+
+
+class Event(models.Model):
+    """One behaviour or campaign event. Append-only; `message_id` makes ingestion idempotent."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="events")
+    name = models.CharField(max_length=200)
+    stage = models.CharField(max_length=16, choices=FunnelStage.choices, blank=True)
+    timestamp = models.DateTimeField()
+    received_at = models.DateTimeField(default=timezone.now)
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    channel = models.CharField(max_length=100, blank=True)
+    value = models.FloatField(null=True, blank=True)
+    properties = models.JSONField(default=dict, blank=True)
+    message_id = models.CharField(max_length=255)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "message_id"], name="uniq_event_message")
+        ]
+        indexes = [
+            # per-contact time order (sequences, strict funnels, explanations)
+            models.Index(fields=["workspace", "contact", "timestamp"], name="event_contact_time"),
+            # per-event-name time ranges (funnel steps)
+            models.Index(fields=["workspace", "name", "timestamp"], name="event_name_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.timestamp:%Y-%m-%d %H:%M}"

@@ -1,0 +1,225 @@
+"""Writes of the events domain: workspaces, API keys, and the one ingestion service every source uses."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import structlog
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from funnel_site.events import store
+from funnel_site.events.models import ApiKey, Workspace
+from funnel_site.events.stages import PURCHASE, StageResolver
+from funnel_site.events.validation import ItemError, ValidEvent, validate_item
+
+log = structlog.get_logger(__name__)
+
+KEY_PREFIX = "fk_"
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class WorkspaceError(ValueError):
+    """A workspace cannot be created or found."""
+
+
+def workspace_create(*, slug: str, name: str = "", time_zone: str = "UTC") -> tuple[Workspace, str]:
+    """Create a workspace and its first API key; returns (workspace, the key in clear, shown once)."""
+    if not SLUG_RE.match(slug or ""):
+        raise WorkspaceError(
+            f"slug {slug!r} is invalid: use 1-64 lower-case letters, digits, '-' or '_', starting with a letter or digit"
+        )
+    try:
+        with transaction.atomic():
+            workspace = Workspace.objects.create(slug=slug, name=name or slug, time_zone=time_zone)
+            _, key = api_key_create(workspace=workspace, name="default")
+    except IntegrityError:
+        raise WorkspaceError(f"workspace {slug!r} already exists") from None
+    log.info("workspace_created", workspace=slug)
+    return workspace, key
+
+
+def workspace_get(*, slug: str) -> Workspace:
+    """The workspace with this slug, or WorkspaceError naming it."""
+    try:
+        return Workspace.objects.get(slug=slug)
+    except Workspace.DoesNotExist:
+        raise WorkspaceError(f"workspace {slug!r} does not exist") from None
+
+
+def _hash_key(key: str) -> str:
+    # Keys are 256-bit random values, so a fast hash is safe (as for GitHub tokens); no salt needed.
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def api_key_create(*, workspace: Workspace, name: str = "default") -> tuple[ApiKey, str]:
+    """Create an API key; the clear key is returned once and only its hash is stored."""
+    prefix = secrets.token_hex(4)
+    key = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    api_key = ApiKey.objects.create(workspace=workspace, name=name, prefix=prefix, key_hash=_hash_key(key))
+    return api_key, key
+
+
+def api_key_revoke(*, api_key: ApiKey) -> None:
+    """Revoke a key: it authenticates nothing from now on."""
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+
+
+def api_key_verify(*, key: str) -> ApiKey | None:
+    """The active ApiKey for a clear key, or None."""
+    if not key.startswith(KEY_PREFIX):
+        return None
+    prefix = key[len(KEY_PREFIX) :].split("_", 1)[0]
+    api_key = ApiKey.objects.select_related("workspace").filter(prefix=prefix).first()
+    if api_key is None or api_key.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(api_key.key_hash, _hash_key(key)):
+        return None
+    now = timezone.now()
+    if api_key.last_used_at is None or now - api_key.last_used_at > timedelta(minutes=5):
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    return api_key
+
+
+@dataclass
+class IngestResult:
+    """What happened to a batch: positions of rejected items come back with the field and reason."""
+
+    received: int = 0
+    imported: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    identified: int = 0
+    errors: list[dict] = field(default_factory=list)
+
+    def add(self, other: "IngestResult") -> None:
+        """Accumulate another batch's result into this one."""
+        self.received += other.received
+        self.imported += other.imported
+        self.duplicates += other.duplicates
+        self.rejected += other.rejected
+        self.identified += other.identified
+        self.errors.extend(other.errors)
+
+
+def events_ingest(
+    *,
+    workspace: Workspace,
+    items: Sequence[tuple[int, object]],
+    now: datetime | None = None,
+    resolver: StageResolver | None = None,
+) -> IngestResult:
+    """Validate and store a batch of (position, raw item); invalid items are reported, valid ones kept.
+
+    Idempotent: an event whose (workspace, message_id) is stored already counts as a duplicate.
+    """
+    now = now or timezone.now()
+    max_future = timedelta(seconds=settings.INGEST_MAX_FUTURE_SECONDS)
+    result = IngestResult(received=len(items))
+    valid: list[ValidEvent] = []
+    for position, raw in items:
+        try:
+            valid.append(validate_item(raw, now=now, max_future=max_future))
+        except ItemError as exc:
+            result.rejected += 1
+            result.errors.append({"position": position, "field": exc.field, "error": str(exc)})
+    if not valid:
+        return result
+    resolver = resolver or StageResolver.for_workspace(workspace.id)
+    with transaction.atomic():
+        _store_valid(workspace=workspace, valid=valid, now=now, resolver=resolver, result=result)
+    return result
+
+
+def _store_valid(
+    *, workspace: Workspace, valid: list[ValidEvent], now: datetime, resolver: StageResolver,
+    result: IngestResult,
+) -> None:
+    contacts = store.contacts_ensure(
+        workspace_id=workspace.id, external_ids=list(dict.fromkeys(v.contact_id for v in valid))
+    )
+    channels: dict[str, str] = {}
+    for v in valid:
+        if v.campaign and v.campaign not in channels:
+            channels[v.campaign] = v.channel
+    campaign_ids = store.campaigns_ensure(
+        workspace_id=workspace.id, keys=list(channels), channels=channels
+    )
+
+    # Per contact: the batch's time range and its earliest purchase (for repeat-purchase staging).
+    span: dict[str, list] = {}
+    profiles: dict[str, tuple[str, dict]] = {}
+    events: list[ValidEvent] = []
+    for v in valid:
+        if v.name is None:
+            result.identified += 1
+            profiles[v.contact_id] = (v.email, v.traits)
+            continue
+        if v.email or v.traits:
+            profiles[v.contact_id] = (v.email, v.traits)
+        events.append(v)
+        s = span.get(v.contact_id)
+        is_purchase = resolver.is_purchase(v.name)
+        if s is None:
+            span[v.contact_id] = [v.timestamp, v.timestamp, v.timestamp if is_purchase else None]
+        else:
+            if v.timestamp < s[0]:
+                s[0] = v.timestamp
+            if v.timestamp > s[1]:
+                s[1] = v.timestamp
+            if is_purchase and (s[2] is None or v.timestamp < s[2]):
+                s[2] = v.timestamp
+
+    rows = []
+    updates = []
+    restage: list[int] = []
+    purchase_names: set[str] = set()
+    for ext, (fs, ls, fp) in span.items():
+        cid, old_fs, old_ls, old_fp, _, _ = contacts[ext]
+        new_fp = fp if old_fp is None or (fp is not None and fp < old_fp) else old_fp
+        if old_fp is not None and new_fp < old_fp:
+            restage.append(cid)  # an earlier purchase arrived late
+        if (old_fs is None or fs < old_fs) or (old_ls is None or ls > old_ls) or new_fp != old_fp:
+            updates.append((cid, fs, ls, fp))
+        span[ext] = [cid, new_fp]
+    for v in events:
+        cid, first_purchase = span[v.contact_id]
+        stage = resolver.stage_of(v.name)
+        if stage == PURCHASE:
+            purchase_names.add(v.name)
+            if first_purchase is not None and v.timestamp > first_purchase:
+                stage = "loyalty"
+        rows.append(
+            (
+                workspace.id,
+                cid,
+                v.name,
+                stage,
+                v.timestamp,
+                now,
+                campaign_ids.get(v.campaign) if v.campaign else None,
+                v.channel,
+                v.value,
+                store.dumps_json(v.properties),
+                v.message_id,
+            )
+        )
+    inserted = store.events_insert(rows)
+    result.imported += inserted
+    result.duplicates += len(rows) - inserted
+    store.contacts_update(updates)
+    if restage:
+        store.events_restage_repeat_purchases(contact_ids=restage, purchase_names=sorted(purchase_names))
+    if profiles:
+        store.contacts_set_profile(
+            [(contacts[ext][0], email, traits) for ext, (email, traits) in profiles.items()]
+        )

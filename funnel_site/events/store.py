@@ -1,0 +1,197 @@
+"""Bulk writes of the event store: contacts, campaigns and events, idempotent, per backend.
+
+PostgreSQL takes events through COPY into a temporary table and one `INSERT ... ON CONFLICT DO
+NOTHING`, which is what makes bulk ingestion fast; other backends (SQLite, the embedded default) use
+`executemany` with the same conflict clause. Both report how many rows were really inserted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+import orjson
+from django.db import connection
+
+from funnel_site.events.models import Campaign, Contact
+
+EVENT_COLUMNS = (
+    "workspace_id",
+    "contact_id",
+    "name",
+    "stage",
+    "timestamp",
+    "received_at",
+    "campaign_id",
+    "channel",
+    "value",
+    "properties",
+    "message_id",
+)
+EventRow = tuple  # in EVENT_COLUMNS order; properties already JSON text
+
+_IN_CHUNK = 5000
+
+
+def is_postgres() -> bool:
+    """True when the default database is PostgreSQL."""
+    return connection.vendor == "postgresql"
+
+
+def dumps_json(value: dict) -> str:
+    """JSON text for a JSON column (orjson: fast and strict)."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _chunks(values: Sequence, size: int = _IN_CHUNK) -> Iterable[Sequence]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def contacts_fetch(*, workspace_id: int, external_ids: Sequence[str]) -> dict[str, tuple]:
+    """external_id -> (id, first_seen, last_seen, first_purchase_at, email, traits) for known ones."""
+    found: dict[str, tuple] = {}
+    for chunk in _chunks(list(external_ids)):
+        rows = Contact.objects.filter(workspace_id=workspace_id, external_id__in=chunk).values_list(
+            "external_id", "id", "first_seen", "last_seen", "first_purchase_at", "email", "traits"
+        )
+        for ext, *rest in rows:
+            found[ext] = tuple(rest)
+    return found
+
+
+def contacts_ensure(*, workspace_id: int, external_ids: Sequence[str]) -> dict[str, tuple]:
+    """Fetch contacts, creating the missing ones (safe against concurrent creators)."""
+    known = contacts_fetch(workspace_id=workspace_id, external_ids=external_ids)
+    missing = sorted(set(external_ids) - known.keys())
+    if missing:
+        Contact.objects.bulk_create(
+            [Contact(workspace_id=workspace_id, external_id=ext) for ext in missing],
+            ignore_conflicts=True,
+            batch_size=2000,
+        )
+        known.update(contacts_fetch(workspace_id=workspace_id, external_ids=missing))
+    return known
+
+
+def contacts_update(rows: list[tuple[int, datetime | None, datetime | None, datetime | None]]) -> None:
+    """Set (first_seen, last_seen, first_purchase_at) of contacts by id, keeping the widest range."""
+    if not rows:
+        return
+    table = Contact._meta.db_table
+    with connection.cursor() as cursor:
+        if is_postgres():
+            for chunk in _chunks(rows, 2000):
+                values = ",".join(["(%s::bigint,%s::timestamptz,%s::timestamptz,%s::timestamptz)"] * len(chunk))
+                params = [v for row in chunk for v in row]
+                cursor.execute(
+                    f"""UPDATE {table} AS c SET
+                          first_seen = LEAST(c.first_seen, v.fs),
+                          last_seen = GREATEST(c.last_seen, v.ls),
+                          first_purchase_at = LEAST(c.first_purchase_at, v.fp)
+                        FROM (VALUES {values}) AS v(id, fs, ls, fp) WHERE c.id = v.id""",
+                    params,
+                )
+        else:
+            adapt = connection.ops.adapt_datetimefield_value
+            cursor.executemany(
+                f"""UPDATE {table} SET
+                      first_seen = CASE WHEN first_seen IS NULL OR %s < first_seen THEN %s ELSE first_seen END,
+                      last_seen = CASE WHEN last_seen IS NULL OR %s > last_seen THEN %s ELSE last_seen END,
+                      first_purchase_at = CASE WHEN %s IS NOT NULL AND (first_purchase_at IS NULL
+                          OR %s < first_purchase_at) THEN %s ELSE first_purchase_at END
+                    WHERE id = %s""",
+                [
+                    (adapt(fs), adapt(fs), adapt(ls), adapt(ls), adapt(fp), adapt(fp), adapt(fp), cid)
+                    for cid, fs, ls, fp in rows
+                ],
+            )
+
+
+def contacts_set_profile(rows: list[tuple[int, str, dict]]) -> None:
+    """Set email (when given) and merge traits of contacts by id."""
+    for cid, email, traits in rows:
+        contact = Contact.objects.only("email", "traits").get(pk=cid)
+        if email:
+            contact.email = email
+        if traits:
+            contact.traits = {**(contact.traits or {}), **traits}
+        contact.save(update_fields=["email", "traits"])
+
+
+def campaigns_ensure(*, workspace_id: int, keys: Sequence[str], channels: dict[str, str]) -> dict[str, int]:
+    """campaign key -> id, creating missing campaigns (name = key, channel = first seen channel)."""
+    if not keys:
+        return {}
+    found = dict(
+        Campaign.objects.filter(workspace_id=workspace_id, key__in=keys).values_list("key", "id")
+    )
+    missing = [k for k in keys if k not in found]
+    if missing:
+        Campaign.objects.bulk_create(
+            [Campaign(workspace_id=workspace_id, key=k, name=k, channel=channels.get(k, "")) for k in missing],
+            ignore_conflicts=True,
+        )
+        found.update(
+            Campaign.objects.filter(workspace_id=workspace_id, key__in=missing).values_list("key", "id")
+        )
+    return found
+
+
+_PG_TEMP = """CREATE TEMP TABLE IF NOT EXISTS _ingest_events (
+    workspace_id bigint, contact_id bigint, name text, stage text, "timestamp" timestamptz,
+    received_at timestamptz, campaign_id bigint, channel text, value double precision,
+    properties jsonb, message_id text) ON COMMIT DELETE ROWS"""
+
+
+def events_insert(rows: list[EventRow]) -> int:
+    """Insert event rows, skipping any whose (workspace, message_id) exists; returns rows inserted.
+
+    Must run inside a transaction (the PostgreSQL staging table empties on commit).
+    """
+    if not rows:
+        return 0
+    from funnel_site.events.models import Event
+
+    table = Event._meta.db_table
+    cols = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
+    with connection.cursor() as cursor:
+        if is_postgres():
+            cursor.execute(_PG_TEMP)
+            cursor.execute("TRUNCATE _ingest_events")
+            raw = cursor.cursor  # the psycopg cursor, for COPY
+            with raw.copy(f"COPY _ingest_events ({cols}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(
+                f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _ingest_events "
+                f"ON CONFLICT (workspace_id, message_id) DO NOTHING"
+            )
+            return cursor.rowcount
+        adapt = connection.ops.adapt_datetimefield_value
+        placeholders = ", ".join(["%s"] * len(EVENT_COLUMNS))
+        cursor.executemany(
+            f"INSERT INTO {table} ({cols}) VALUES ({placeholders}) "
+            f"ON CONFLICT (workspace_id, message_id) DO NOTHING",
+            [(r[0], r[1], r[2], r[3], adapt(r[4]), adapt(r[5]), *r[6:]) for r in rows],
+        )
+        return cursor.rowcount
+
+
+def events_restage_repeat_purchases(*, contact_ids: Sequence[int], purchase_names: Sequence[str]) -> None:
+    """After an earlier purchase arrived late: stage each contact's purchases after its first as loyalty."""
+    if not contact_ids or not purchase_names:
+        return
+    from funnel_site.events.models import Contact, Event
+
+    for chunk in _chunks(list(contact_ids), 500):
+        for contact in Contact.objects.filter(id__in=chunk).only("id", "first_purchase_at"):
+            if contact.first_purchase_at is None:
+                continue
+            base = Event.objects.filter(contact_id=contact.id, name__in=purchase_names)
+            base.filter(timestamp__gt=contact.first_purchase_at).exclude(stage="loyalty").update(
+                stage="loyalty"
+            )
+            base.filter(timestamp__lte=contact.first_purchase_at).exclude(stage="purchase").update(
+                stage="purchase"
+            )

@@ -1,0 +1,165 @@
+"""Turns one raw event item (API, Segment, file row) into a validated event, or a reason naming the field.
+
+The canonical item has `contact_id`, `event`, `timestamp` and optional `campaign`, `channel`, `value`,
+`message_id`, `properties` (object or JSON text), `email`, `traits`. An item whose `_type` is
+`identify` carries no event, only contact fields.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import orjson
+
+MAX_NAME = 200
+MAX_ID = 255
+MAX_CHANNEL = 100
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_MS_THRESHOLD = 100_000_000_000  # numbers above this are unix milliseconds (year 5138 in seconds)
+
+
+class ItemError(ValueError):
+    """An item cannot be accepted; `field` names the offending field."""
+
+    def __init__(self, field_name: str, reason: str) -> None:
+        super().__init__(f"{field_name}: {reason}")
+        self.field = field_name
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class ValidEvent:
+    """A validated event (or, when `name` is None, a contact-only identify)."""
+
+    contact_id: str
+    name: str | None
+    timestamp: datetime | None
+    campaign: str
+    channel: str
+    value: float | None
+    properties: dict
+    message_id: str
+    email: str = ""
+    traits: dict = field(default_factory=dict)
+
+
+def parse_timestamp(raw: object, *, now: datetime, max_future: timedelta) -> datetime:
+    """ISO-8601 text (naive means UTC) or unix seconds / milliseconds as a number or numeric text."""
+    if raw is None or raw == "":
+        raise ItemError("timestamp", "is required")
+    if isinstance(raw, bool):
+        raise ItemError("timestamp", f"must be ISO-8601 or unix seconds/milliseconds, got {raw!r}")
+    seconds: float | None = None
+    if isinstance(raw, (int, float)):
+        seconds = float(raw)
+    elif isinstance(raw, str):
+        text = raw.strip()
+        try:
+            seconds = float(text)
+        except ValueError:
+            try:
+                parsed = datetime.fromisoformat(text)
+            except ValueError:
+                raise ItemError(
+                    "timestamp", f"could not parse {raw!r} as ISO-8601 or unix seconds/milliseconds"
+                ) from None
+            ts = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            seconds = None
+    else:
+        raise ItemError("timestamp", f"must be a string or a number, got {type(raw).__name__}")
+    if seconds is not None:
+        if not math.isfinite(seconds):
+            raise ItemError("timestamp", f"{raw!r} is not a finite number")
+        if abs(seconds) >= _MS_THRESHOLD:
+            seconds /= 1000.0
+        try:
+            ts = datetime.fromtimestamp(seconds, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            raise ItemError("timestamp", f"{raw!r} is out of range") from None
+    if ts < EARLIEST:
+        raise ItemError("timestamp", f"{raw!r} is before 1970-01-01")
+    if ts > now + max_future:
+        raise ItemError(
+            "timestamp", f"{raw!r} lies more than {int(max_future.total_seconds() // 3600)}h in the future"
+        )
+    return ts
+
+
+def _text(item: dict, name: str, *, required: bool, limit: int) -> str:
+    raw = item.get(name)
+    if raw is None or raw == "":
+        if required:
+            raise ItemError(name, "is required")
+        return ""
+    if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+        raise ItemError(name, f"must be a string, got {type(raw).__name__}")
+    text = str(raw).strip()
+    if required and not text:
+        raise ItemError(name, "is required")
+    if len(text) > limit:
+        raise ItemError(name, f"is longer than {limit} characters")
+    return text
+
+
+def _properties(raw: object, name: str = "properties") -> dict:
+    if raw is None or raw == "":
+        return {}
+    if isinstance(raw, str):
+        try:
+            raw = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise ItemError(name, f"is not valid JSON ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ItemError(name, f"must be a JSON object, got {type(raw).__name__}")
+    return raw
+
+
+def _value(raw: object) -> float | None:
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, bool):
+        raise ItemError("value", "must be a number, got a boolean")
+    try:
+        number = float(raw)
+    except (TypeError, ValueError):
+        raise ItemError("value", f"must be a number, got {raw!r}") from None
+    if not math.isfinite(number):
+        raise ItemError("value", f"must be finite, got {raw!r}")
+    return number
+
+
+def content_message_id(contact_id: str, name: str, ts: datetime, campaign: str, channel: str,
+                       value: float | None, properties: dict) -> str:
+    """A stable id from the event's content, so that a retried item without message_id dedupes."""
+    payload = orjson.dumps(
+        [contact_id, name, ts.isoformat(), campaign, channel, value, properties],
+        option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
+    )
+    return "h:" + hashlib.sha256(payload).hexdigest()[:48]
+
+
+def validate_item(item: object, *, now: datetime, max_future: timedelta) -> ValidEvent:
+    """Validate one raw item; raises ItemError naming the field and the reason."""
+    if not isinstance(item, dict):
+        raise ItemError("item", f"must be a JSON object, got {type(item).__name__}")
+    if "_invalid" in item:  # a source adapter (e.g. Segment) could not map the message
+        field_name, reason = item["_invalid"]
+        raise ItemError(field_name, reason)
+    contact_id = _text(item, "contact_id", required=True, limit=MAX_ID)
+    email = _text(item, "email", required=False, limit=254)
+    traits = _properties(item.get("traits"), "traits")
+    if item.get("_type") == "identify":
+        return ValidEvent(contact_id, None, None, "", "", None, {}, "", email, traits)
+    name = _text(item, "event", required=True, limit=MAX_NAME)
+    ts = parse_timestamp(item.get("timestamp"), now=now, max_future=max_future)
+    campaign = _text(item, "campaign", required=False, limit=MAX_NAME)
+    channel = _text(item, "channel", required=False, limit=MAX_CHANNEL)
+    value = _value(item.get("value"))
+    properties = _properties(item.get("properties"))
+    message_id = _text(item, "message_id", required=False, limit=MAX_ID)
+    if not message_id:
+        message_id = content_message_id(contact_id, name, ts, campaign, channel, value, properties)
+    return ValidEvent(contact_id, name, ts, campaign, channel, value, properties, message_id, email, traits)

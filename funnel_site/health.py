@@ -1,0 +1,43 @@
+"""Liveness and readiness probes for load balancers and orchestrators."""
+
+from __future__ import annotations
+
+from django.db import connection
+from django.http import JsonResponse
+
+
+def healthz(request):
+    """The process is alive and serving requests."""
+    return JsonResponse({"status": "ok"})
+
+
+def _check_database() -> str | None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as exc:  # any driver error means not ready
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _check_broker() -> str | None:
+    from funnel_site.celery import app
+
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+    except Exception as exc:  # kombu raises many types; all mean not ready
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def readyz(request):
+    """The database and the Celery broker are reachable (503 naming what is not)."""
+    checks = {"database": _check_database(), "broker": _check_broker()}
+    ready = all(v is None for v in checks.values())
+    body = {
+        "status": "ready" if ready else "not ready",
+        "checks": {k: ("ok" if v is None else v) for k, v in checks.items()},
+    }
+    return JsonResponse(body, status=200 if ready else 503)
