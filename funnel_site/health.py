@@ -22,10 +22,13 @@ def _check_database() -> str | None:
 
 
 def _check_broker() -> str | None:
+    from django.conf import settings
+
     from funnel_site.celery import app
 
     try:
-        with app.connection_for_write() as conn:
+        # a fresh connection (not the pool) so the probe sees the broker as it is now
+        with app.connection_for_write(url=settings.CELERY_BROKER_URL) as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
     except Exception as exc:  # kombu raises many types; all mean not ready
         return f"{type(exc).__name__}: {exc}"
