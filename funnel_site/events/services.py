@@ -220,6 +220,11 @@ def _store_valid(
     if restage:
         store.events_restage_repeat_purchases(contact_ids=restage, purchase_names=sorted(purchase_names))
     if profiles:
-        store.contacts_set_profile(
-            [(contacts[ext][0], email, traits) for ext, (email, traits) in profiles.items()]
-        )
+        changed = []
+        for ext, (email, traits) in profiles.items():
+            cid, _, _, _, old_email, old_traits = contacts[ext]
+            merged = {**(old_traits or {}), **traits}
+            new_email = email or old_email
+            if new_email != old_email or merged != (old_traits or {}):
+                changed.append((cid, new_email, merged))
+        store.contacts_set_profile(changed)

@@ -109,14 +109,25 @@ def contacts_update(rows: list[tuple[int, datetime | None, datetime | None, date
 
 
 def contacts_set_profile(rows: list[tuple[int, str, dict]]) -> None:
-    """Set email (when given) and merge traits of contacts by id."""
-    for cid, email, traits in rows:
-        contact = Contact.objects.only("email", "traits").get(pk=cid)
-        if email:
-            contact.email = email
-        if traits:
-            contact.traits = {**(contact.traits or {}), **traits}
-        contact.save(update_fields=["email", "traits"])
+    """Set (contact id, email, traits) of contacts: the caller has merged traits already."""
+    if not rows:
+        return
+    table = Contact._meta.db_table
+    with connection.cursor() as cursor:
+        if is_postgres():
+            for chunk in _chunks(rows, 2000):
+                values = ",".join(["(%s::bigint,%s::text,%s::jsonb)"] * len(chunk))
+                params = [v for cid, email, traits in chunk for v in (cid, email, dumps_json(traits))]
+                cursor.execute(
+                    f"UPDATE {table} AS c SET email = v.email, traits = v.traits "
+                    f"FROM (VALUES {values}) AS v(id, email, traits) WHERE c.id = v.id",
+                    params,
+                )
+        else:
+            cursor.executemany(
+                f"UPDATE {table} SET email = %s, traits = %s WHERE id = %s",
+                [(email, dumps_json(traits), cid) for cid, email, traits in rows],
+            )
 
 
 def campaigns_ensure(*, workspace_id: int, keys: Sequence[str], channels: dict[str, str]) -> dict[str, int]:

@@ -160,13 +160,14 @@ SPECTACULAR_SETTINGS = {
 _broker_dir = VAR_DIR / "celery"
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for sub in ("broker", "processed", "results"):
+    for sub in ("broker", "processed", "results", "control"):
         (_broker_dir / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "broker"),
         "data_folder_out": str(_broker_dir / "broker"),
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
+        "control_folder": str(_broker_dir / "control"),
     }
     _default_backend = f"file://{_broker_dir / 'results'}"
 elif CELERY_BROKER_URL.startswith("redis://"):
