@@ -2,7 +2,7 @@
 
 from enum import StrEnum
 
-from kombu import Queue
+from kombu import Exchange, Queue
 
 
 class CeleryQueue(StrEnum):
@@ -14,7 +14,7 @@ class CeleryQueue(StrEnum):
     SYNC = "sync"
 
 
-CELERY_TASK_QUEUES = tuple(Queue(q.value, routing_key=q.value) for q in CeleryQueue)
+CELERY_TASK_QUEUES = tuple(Queue(q.value, Exchange(q.value, type="direct"), routing_key=q.value) for q in CeleryQueue)
 
 CELERY_TASK_ROUTES = {
     "funnel_site.events.tasks.*": {"queue": CeleryQueue.INGEST.value, "routing_key": "ingest"},

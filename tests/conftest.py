@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import admin_login, browser, page  # noqa: E402,F401  (fixtures)
+
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"
 

@@ -3,8 +3,8 @@ SDKs send to us unchanged: HTTP Basic with the API key as user name, Segment's f
 
 from __future__ import annotations
 
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -18,6 +18,7 @@ SEGMENT_TYPES = ("track", "identify", "page", "screen")
 
 
 def _to_items(messages: list, *, forced_type: str | None) -> list[tuple[int, object]]:
+    received = timezone.now().isoformat()
     items: list[tuple[int, object]] = []
     for index, msg in enumerate(messages):
         if not isinstance(msg, dict):
@@ -26,7 +27,10 @@ def _to_items(messages: list, *, forced_type: str | None) -> list[tuple[int, obj
         if forced_type:
             msg = {**msg, "type": forced_type}
         try:
-            items.append((index, segment_message_to_item(msg)))
+            item = segment_message_to_item(msg)
+            if item.get("timestamp") is None:  # Segment: no timestamp means "when received"
+                item["timestamp"] = received
+            items.append((index, item))
         except ValueError as exc:
             items.append((index, {"_invalid": (getattr(exc, "field", "message"), str(exc))}))
     return items
@@ -44,7 +48,11 @@ class SegmentBaseApi(APIView):
     permission_classes = [HasWorkspace]
     segment_type: str | None = None
 
-    @extend_schema(request=serializers.DictField(), responses={200: INGEST_RESULT})
+    @extend_schema(
+        request={"application/json": {"type": "object", "description": "a Segment message, or "
+                                       "{\"batch\": [messages]} for /v1/batch"}},
+        responses={200: INGEST_RESULT, 400: INGEST_RESULT},
+    )
     def post(self, request):
         if self.segment_type is None:
             items = parse_batch(request)

@@ -159,25 +159,32 @@ def _store_valid(
     span: dict[str, list] = {}
     profiles: dict[str, tuple[str, dict]] = {}
     events: list[ValidEvent] = []
+    # This loop and the one building rows run once per event: locals and a per-batch stage
+    # cache instead of attribute and method lookups keep them a small share of ingestion.
+    stage_of: dict[str, str] = {}
     for v in valid:
-        if v.name is None:
+        name = v.name
+        if name is None:
             result.identified += 1
             profiles[v.contact_id] = (v.email, v.traits)
             continue
         if v.email or v.traits:
             profiles[v.contact_id] = (v.email, v.traits)
         events.append(v)
+        stage = stage_of.get(name)
+        if stage is None:
+            stage = stage_of[name] = resolver.stage_of(name)
+        ts = v.timestamp
         s = span.get(v.contact_id)
-        is_purchase = resolver.is_purchase(v.name)
         if s is None:
-            span[v.contact_id] = [v.timestamp, v.timestamp, v.timestamp if is_purchase else None]
+            span[v.contact_id] = [ts, ts, ts if stage == PURCHASE else None]
         else:
-            if v.timestamp < s[0]:
-                s[0] = v.timestamp
-            if v.timestamp > s[1]:
-                s[1] = v.timestamp
-            if is_purchase and (s[2] is None or v.timestamp < s[2]):
-                s[2] = v.timestamp
+            if ts < s[0]:
+                s[0] = ts
+            elif ts > s[1]:
+                s[1] = ts
+            if stage == PURCHASE and (s[2] is None or ts < s[2]):
+                s[2] = ts
 
     rows = []
     updates = []
@@ -191,25 +198,29 @@ def _store_valid(
         if (old_fs is None or fs < old_fs) or (old_ls is None or ls > old_ls) or new_fp != old_fp:
             updates.append((cid, fs, ls, fp))
         span[ext] = [cid, new_fp]
+    workspace_id = workspace.id
+    dumps_json = store.dumps_json
+    append = rows.append
     for v in events:
         cid, first_purchase = span[v.contact_id]
-        stage = resolver.stage_of(v.name)
+        name = v.name
+        stage = stage_of[name]
         if stage == PURCHASE:
-            purchase_names.add(v.name)
+            purchase_names.add(name)
             if first_purchase is not None and v.timestamp > first_purchase:
                 stage = "loyalty"
-        rows.append(
+        append(
             (
-                workspace.id,
+                workspace_id,
                 cid,
-                v.name,
+                name,
                 stage,
                 v.timestamp,
                 now,
                 campaign_ids.get(v.campaign) if v.campaign else None,
                 v.channel,
                 v.value,
-                store.dumps_json(v.properties),
+                dumps_json(v.properties) if v.properties else "{}",
                 v.message_id,
             )
         )

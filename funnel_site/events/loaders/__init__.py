@@ -73,7 +73,9 @@ def get_loader(format_name: str) -> Loader:
         raise LoaderError(f"unknown format '{format_name}' (one of {', '.join(FORMATS)})") from None
 
 
-def read(path: Path | str, format_name: str = "csv", *, mapping: dict[str, str] | None = None) -> Iterator[Row]:
+def read(
+    path: Path | str, format_name: str = "csv", *, mapping: dict[str, str] | None = None
+) -> Iterator[Row]:
     """``LOADERS[format_name](Path(path), mapping=mapping)``."""
     return get_loader(format_name)(Path(path), mapping=mapping)
 

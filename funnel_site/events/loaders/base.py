@@ -141,15 +141,10 @@ class LineSource:
         self.bad_line = 0
 
     def __iter__(self) -> Iterator[str]:
-        first = True
-        lineno = 0
-        for raw in self._fh:
-            lineno += 1
+        for lineno, raw in enumerate(self._fh, 1):
             self.lineno = lineno
-            if first:
-                first = False
-                if raw.startswith(_BOM):
-                    raw = raw[3:]
+            if lineno == 1 and raw.startswith(_BOM):
+                raw = raw[3:]
             try:
                 yield raw.decode("utf-8")
             except UnicodeDecodeError:
@@ -164,9 +159,7 @@ class LineSource:
 
 def iter_binary_lines(fh: IO[bytes]) -> Iterator[tuple[int, bytes]]:
     """``(line_number, raw_line)`` for every physical line, the BOM of line 1 dropped."""
-    lineno = 0
-    for raw in fh:
-        lineno += 1
+    for lineno, raw in enumerate(fh, 1):
         if lineno == 1 and raw.startswith(_BOM):
             raw = raw[3:]
         yield lineno, raw
@@ -299,7 +292,9 @@ def column_indexes(
     positions: dict[str, int] = {}
     for index, name in enumerate(header):
         if name in positions:
-            raise LoaderError(f"duplicate column '{name}' in the header" + (f" of {source}" if source else ""))
+            raise LoaderError(
+                f"duplicate column '{name}' in the header" + (f" of {source}" if source else "")
+            )
         positions[name] = index
     must = set(required) | set(explicit)
     found: dict[str, int] = {}

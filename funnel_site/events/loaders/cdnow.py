@@ -101,15 +101,23 @@ def _row(line: int, raw: bytes, positions, state) -> Row:
         elif len(tokens) == 5:
             customer, _sample_id, day, cds, dollars = tokens
         else:
-            return line, None, (
-                f"expected 4 whitespace-separated fields (customer_id date number_of_cds dollar_value), "
-                f"got {len(tokens)}"
+            return (
+                line,
+                None,
+                (
+                    f"expected 4 whitespace-separated fields (customer_id date number_of_cds dollar_value), "
+                    f"got {len(tokens)}"
+                ),
             )
     else:
         try:
             customer, day, cds, dollars = (tokens[positions[name]] for name in COLUMNS)
         except IndexError:
-            return line, None, f"expected {max(positions.values()) + 1} fields as in the header, got {len(tokens)}"
+            return (
+                line,
+                None,
+                f"expected {max(positions.values()) + 1} fields as in the header, got {len(tokens)}",
+            )
     timestamp = date_to_timestamp(day)
     if timestamp is None or len(day) != 8:
         return line, None, f"date: not a YYYYMMDD date ({day!r})"

@@ -46,8 +46,8 @@ from .base import (
     LoaderError,
     Row,
     column_indexes,
-    find_file,
     date_to_timestamp,
+    find_file,
     open_binary,
     parse_float,
     reject_mapping,
@@ -61,8 +61,16 @@ CAMPAIGNS = ("campaigns.csv", ("campaign_id", "household_id"))
 REDEMPTIONS = ("coupon_redemptions.csv", ("household_id", "coupon_upc", "campaign_id", "redemption_date"))
 TRANSACTIONS = (
     ("transactions.csv", "transactions_sample.csv"),
-    ("household_id", "store_id", "basket_id", "quantity", "sales_value", "retail_disc", "coupon_disc",
-     "transaction_timestamp"),
+    (
+        "household_id",
+        "store_id",
+        "basket_id",
+        "quantity",
+        "sales_value",
+        "retail_disc",
+        "coupon_disc",
+        "transaction_timestamp",
+    ),
 )
 
 
@@ -87,7 +95,9 @@ def read(path: Path, *, mapping: dict[str, str] | None = None) -> Iterator[Row]:
     reject_mapping(mapping, FORMAT)
     directory = Path(path)
     if not directory.is_dir():
-        raise LoaderError(f"{directory} is not a directory: the completejourney format reads a folder of tables")
+        raise LoaderError(
+            f"{directory} is not a directory: the completejourney format reads a folder of tables"
+        )
     files = [
         (find_file(directory, DESCRIPTIONS[0]), DESCRIPTIONS[1]),
         (find_file(directory, CAMPAIGNS[0]), CAMPAIGNS[1]),
@@ -116,7 +126,9 @@ def _records(file: Path, required):
 
 
 def _rows(files) -> Iterator[Row]:
-    (descriptions_file, d_cols), (campaigns_file, c_cols), (redemptions_file, r_cols), (tx_file, t_cols) = files
+    (descriptions_file, d_cols), (campaigns_file, c_cols), (redemptions_file, r_cols), (tx_file, t_cols) = (
+        files
+    )
 
     campaigns: dict[str, dict] = {}
     for line, row, error in _records(descriptions_file, d_cols):
@@ -146,15 +158,19 @@ def _rows(files) -> Iterator[Row]:
         if known is None:
             yield line, None, f"{name}: campaign_id: unknown campaign {campaign_id!r}"
             continue
-        yield line, {
-            "contact_id": household or None,
-            "event": "Campaign Received",
-            "timestamp": known["timestamp"],
-            "campaign": campaign_key(campaign_id),
-            "channel": CHANNEL,
-            "message_id": f"cj:campaign:{campaign_id}:{household}",
-            "properties": dict(known["properties"]),
-        }, None
+        yield (
+            line,
+            {
+                "contact_id": household or None,
+                "event": "Campaign Received",
+                "timestamp": known["timestamp"],
+                "campaign": campaign_key(campaign_id),
+                "channel": CHANNEL,
+                "message_id": f"cj:campaign:{campaign_id}:{household}",
+                "properties": dict(known["properties"]),
+            },
+            None,
+        )
 
     name = redemptions_file.name
     for line, row, error in _records(redemptions_file, r_cols):
@@ -166,15 +182,19 @@ def _rows(files) -> Iterator[Row]:
             yield line, None, f"{name}: redemption_date: not a date ({row['redemption_date']!r})"
             continue
         household, campaign_id, upc = row["household_id"], row["campaign_id"], row["coupon_upc"]
-        yield line, {
-            "contact_id": household or None,
-            "event": "Coupon Redeemed",
-            "timestamp": timestamp,
-            "campaign": campaign_key(campaign_id),
-            "channel": CHANNEL,
-            "message_id": f"cj:coupon:{household}:{campaign_id}:{upc}:{row['redemption_date']}",
-            "properties": {"coupon_upc": upc},
-        }, None
+        yield (
+            line,
+            {
+                "contact_id": household or None,
+                "event": "Coupon Redeemed",
+                "timestamp": timestamp,
+                "campaign": campaign_key(campaign_id),
+                "channel": CHANNEL,
+                "message_id": f"cj:coupon:{household}:{campaign_id}:{upc}:{row['redemption_date']}",
+                "properties": {"coupon_upc": upc},
+            },
+            None,
+        )
 
     yield from _baskets(tx_file, t_cols)
 
@@ -207,8 +227,17 @@ def _baskets(tx_file: Path, t_cols) -> Iterator[Row]:
         sales, quantity, retail, coupon = numbers
         basket = baskets.get(row["basket_id"])
         if basket is None:
-            baskets[row["basket_id"]] = [line, row["household_id"], row["store_id"], moment, sales, 1, quantity,
-                                         retail, coupon]
+            baskets[row["basket_id"]] = [
+                line,
+                row["household_id"],
+                row["store_id"],
+                moment,
+                sales,
+                1,
+                quantity,
+                retail,
+                coupon,
+            ]
         else:
             if moment < basket[3]:
                 basket[3] = moment
@@ -217,20 +246,34 @@ def _baskets(tx_file: Path, t_cols) -> Iterator[Row]:
             basket[6] += quantity
             basket[7] += retail
             basket[8] += coupon
-    for basket_id, (line, household, store, moment, sales, items, quantity, retail, coupon) in baskets.items():
+    for basket_id, (
+        line,
+        household,
+        store,
+        moment,
+        sales,
+        items,
+        quantity,
+        retail,
+        coupon,
+    ) in baskets.items():
         timestamp = moment.isoformat() if moment.tzinfo else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-        yield line, {
-            "contact_id": household or None,
-            "event": "Order Completed",
-            "timestamp": timestamp,
-            "value": round(sales, 2),
-            "message_id": f"cj:basket:{basket_id}",
-            "properties": {
-                "basket_id": basket_id,
-                "store_id": store,
-                "items": items,
-                "quantity": round(quantity, 3),
-                "retail_disc": round(retail, 2),
-                "coupon_disc": round(coupon, 2),
+        yield (
+            line,
+            {
+                "contact_id": household or None,
+                "event": "Order Completed",
+                "timestamp": timestamp,
+                "value": round(sales, 2),
+                "message_id": f"cj:basket:{basket_id}",
+                "properties": {
+                    "basket_id": basket_id,
+                    "store_id": store,
+                    "items": items,
+                    "quantity": round(quantity, 3),
+                    "retail_disc": round(retail, 2),
+                    "coupon_disc": round(coupon, 2),
+                },
             },
-        }, None
+            None,
+        )

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .base import (
-    _JSONDecodeError,
     CANONICAL_FIELDS,
     REQUIRED_FIELDS,
     Row,
+    _JSONDecodeError,
     iter_binary_lines,
     json_error_reason,
     loads,

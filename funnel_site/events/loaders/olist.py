@@ -39,7 +39,10 @@ from .base import (
 )
 
 FORMAT = "olist"
-LEADS = ("olist_marketing_qualified_leads_dataset.csv", ("mql_id", "first_contact_date", "landing_page_id", "origin"))
+LEADS = (
+    "olist_marketing_qualified_leads_dataset.csv",
+    ("mql_id", "first_contact_date", "landing_page_id", "origin"),
+)
 DEALS = ("olist_closed_deals_dataset.csv", ("mql_id", "won_date"))
 NUMERIC = ("declared_product_catalog_size", "declared_monthly_revenue")
 
@@ -80,7 +83,7 @@ def _records(path: Path, required):
             elif len(fields) != width:
                 yield line, None, f"{path.name}: expected {width} columns as in the header, got {len(fields)}"
             else:
-                yield line, {name: value.strip() for name, value in zip(header, fields)}, None
+                yield line, {name: value.strip() for name, value in zip(header, fields, strict=True)}, None
     finally:
         source.close()
 
@@ -124,10 +127,14 @@ def _rows(leads: Path, deals: Path) -> Iterator[Row]:
                 properties[name] = number if number is not None else value
             else:
                 properties[name] = value
-        yield line, {
-            "contact_id": mql or None,
-            "event": "Deal Won",
-            "timestamp": timestamp,
-            "message_id": f"olist:won:{mql}",
-            "properties": properties,
-        }, None
+        yield (
+            line,
+            {
+                "contact_id": mql or None,
+                "event": "Deal Won",
+                "timestamp": timestamp,
+                "message_id": f"olist:won:{mql}",
+                "properties": properties,
+            },
+            None,
+        )
