@@ -131,3 +131,20 @@ def test_commands_exit_non_zero_with_one_sentence_on_stderr(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and json.loads(proc.stdout)["slug"] == "cli"
     assert Workspace.objects.filter(slug="cli").exists()
+
+
+def test_api_key_create_list_revoke_roundtrip():
+    from rest_framework.test import APIClient
+
+    call_command("create_workspace", "shop")
+    created = run_json("api_key", "create", "--workspace", "shop", "--name", "crm")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {created['api_key']}")
+    assert client.get("/api/v1/workspace").status_code == 200
+    listed = run_json("api_key", "list", "--workspace", "shop")
+    assert [k["name"] for k in listed["keys"]] == ["default", "crm"]
+    assert all("api_key" not in k for k in listed["keys"])  # never shown again
+    run_json("api_key", "revoke", "--workspace", "shop", "--prefix", created["prefix"])
+    assert client.get("/api/v1/workspace").status_code == 401
+    with pytest.raises(CommandError, match="no key with prefix"):
+        call_command("api_key", "revoke", "--workspace", "shop", "--prefix", "nope")
