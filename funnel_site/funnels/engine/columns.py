@@ -1,0 +1,105 @@
+"""`EventColumns`: the columnar input contract between the database layer and the engine."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import FunnelInputError
+
+MISSING = -1  # the factorised code of a missing hold / breakdown value
+
+
+@dataclass(frozen=True)
+class EventColumns:
+    """The events of one funnel query, one array entry per event, all arrays of equal length.
+
+    Sorted by (contact, ts, event id). Per event:
+
+    - `contact` int64: the contact's id; results list these ids.
+    - `ts` int64: microseconds since the Unix epoch (UTC).
+    - `step_mask` uint32: bit k (0-based) set when the event matches step k+1, every filter of
+      the step (properties, campaign, channel, date range) already applied by the caller.
+    - `exclusion_mask` uint32: bit j set when the event matches exclusion j (definition order).
+    - `hold_value` int64 or None: the factorised value of the hold-constant property, -1 missing.
+    - `breakdown_value` int64 or None: the factorised breakdown value, -1 missing;
+      `breakdown_labels[code]` is its display text.
+
+    Events matching no step and no exclusion may be left out, except in `strict` order, where every
+    event of each contact in the date range must be present: any of them breaks a strict attempt.
+    """
+
+    contact: np.ndarray
+    ts: np.ndarray
+    step_mask: np.ndarray
+    exclusion_mask: np.ndarray | None = None
+    hold_value: np.ndarray | None = None
+    breakdown_value: np.ndarray | None = None
+    breakdown_labels: Sequence[str] | None = None
+
+    @property
+    def size(self) -> int:
+        """The number of events."""
+        return int(self.contact.shape[0])
+
+    def normalised(self, *, check_sorted: bool = True) -> EventColumns:
+        """Contiguous arrays of the documented dtypes; raise `FunnelInputError` on a broken contract."""
+        n = self.size
+
+        def column(
+            values: np.ndarray | None, dtype: type, name: str, default: int | None
+        ) -> np.ndarray | None:
+            if values is None:
+                return None if default is None else np.full(n, default, dtype=dtype)
+            array = np.ascontiguousarray(values, dtype=dtype)
+            if array.ndim != 1 or array.shape[0] != n:
+                raise FunnelInputError(f"`{name}` must be a 1-d array of {n} entries")
+            return array
+
+        contact = column(self.contact, np.int64, "contact", None)
+        ts = column(self.ts, np.int64, "ts", None)
+        normal = EventColumns(
+            contact=contact,
+            ts=ts,
+            step_mask=column(self.step_mask, np.uint32, "step_mask", None),
+            exclusion_mask=column(self.exclusion_mask, np.uint32, "exclusion_mask", 0),
+            hold_value=column(self.hold_value, np.int64, "hold_value", None),
+            breakdown_value=column(self.breakdown_value, np.int64, "breakdown_value", None),
+            breakdown_labels=self.breakdown_labels,
+        )
+        if check_sorted and n > 1:
+            same_contact = contact[1:] == contact[:-1]
+            if np.any(contact[1:] < contact[:-1]) or np.any(same_contact & (ts[1:] < ts[:-1])):
+                raise FunnelInputError("events must be sorted by (contact, ts, event id)")
+        return normal
+
+    def contact_offsets(self) -> np.ndarray:
+        """int64 offsets of each contact's first event, plus `size` at the end."""
+        if self.size == 0:
+            return np.zeros(1, dtype=np.int64)
+        change = np.flatnonzero(self.contact[1:] != self.contact[:-1]) + 1
+        return np.concatenate(([0], change, [self.size])).astype(np.int64)
+
+    def hold_rows(self, offsets: np.ndarray) -> tuple[np.ndarray, int]:
+        """Per event, the dense index of its hold value within its contact (-1 missing), and the max count."""
+        if self.hold_value is None:
+            raise FunnelInputError("hold-constant needs `hold_value`")
+        hold = self.hold_value
+        n = self.size
+        rows = np.full(n, -1, dtype=np.int64)
+        present = np.flatnonzero(hold >= 0)
+        if present.size == 0:
+            return rows, 1
+        order = present[np.lexsort((hold[present], self.contact[present]))]
+        sorted_contact = self.contact[order]
+        sorted_hold = hold[order]
+        new_contact = np.ones(order.size, dtype=bool)
+        new_contact[1:] = sorted_contact[1:] != sorted_contact[:-1]
+        new_value = new_contact.copy()
+        new_value[1:] |= sorted_hold[1:] != sorted_hold[:-1]
+        value_rank = np.cumsum(new_value) - 1  # global dense rank of (contact, value)
+        first_rank_of_contact = np.maximum.accumulate(np.where(new_contact, value_rank, 0))
+        rows[order] = value_rank - first_rank_of_contact
+        return rows, int(rows.max()) + 1

@@ -1,0 +1,117 @@
+"""Compiled helpers shared by the ordered and any-order kernels.
+
+Every helper works on one contact's events, addressed through `order`: the event indices of the
+contact in *sequence order* — by timestamp, and within one timestamp by the lowest step the event
+matches (events matching no step last), then by the caller's event-id order. This is how "events
+with equal timestamps are tried in step order" is made exact: after this reordering, every rule
+works on positions in the sequence.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._jit import njit
+
+NO_STEP_KEY = 32  # the tie key of an event that matches no step
+
+
+@njit
+def effective_mask(i: int, step_mask: np.ndarray, rows: np.ndarray, has_rows: bool) -> int:
+    """The step bits of event `i`, dropped when hold-constant is on and the event lacks the value."""
+    if has_rows and rows[i] < 0:
+        return 0
+    return int(step_mask[i])
+
+
+@njit
+def lowest_bit(mask: int) -> int:
+    """The index of the lowest set bit, or `NO_STEP_KEY` for 0."""
+    if mask == 0:
+        return NO_STEP_KEY
+    k = 0
+    while ((mask >> k) & 1) == 0:
+        k += 1
+    return k
+
+
+@njit
+def sequence_order(
+    lo: int,
+    hi: int,
+    ts: np.ndarray,
+    step_mask: np.ndarray,
+    rows: np.ndarray,
+    has_rows: bool,
+    order: np.ndarray,
+    scratch: np.ndarray,
+    counts: np.ndarray,
+) -> None:
+    """Fill `order[:hi-lo]` with the contact's events in sequence order (stable counting sort of ties).
+
+    `counts` is scratch space of `NO_STEP_KEY + 2` entries.
+    """
+    n = hi - lo
+    for q in range(n):
+        order[q] = lo + q
+    start = 0
+    while start < n:
+        end = start + 1
+        while end < n and ts[lo + end] == ts[lo + start]:
+            end += 1
+        if end - start > 1:
+            counts[:] = 0
+            for q in range(start, end):
+                counts[lowest_bit(effective_mask(lo + q, step_mask, rows, has_rows)) + 1] += 1
+            for key in range(1, NO_STEP_KEY + 2):
+                counts[key] += counts[key - 1]
+            for q in range(start, end):
+                key = lowest_bit(effective_mask(lo + q, step_mask, rows, has_rows))
+                scratch[counts[key]] = lo + q
+                counts[key] += 1
+            for q in range(end - start):
+                order[start + q] = scratch[q]
+        start = end
+
+
+@njit
+def touch_value(
+    n: int,
+    order: np.ndarray,
+    step_mask: np.ndarray,
+    rows: np.ndarray,
+    has_rows: bool,
+    breakdown: np.ndarray,
+    required_bits: int,
+    last: bool,
+) -> int:
+    """The breakdown value of the contact's first (or `last`) event matching `required_bits`, -1 if none.
+
+    Events without a value are skipped, like PostHog's `argMinIf(prop, timestamp, isNotNull(prop))`.
+    """
+    value = -1
+    for q in range(n):
+        i = order[q]
+        if breakdown[i] < 0 or (effective_mask(i, step_mask, rows, has_rows) & required_bits) == 0:
+            continue
+        value = breakdown[i]
+        if not last:
+            return value
+    return value
+
+
+@njit
+def gap_seconds_into(chain: np.ndarray, ts: np.ndarray, gaps: np.ndarray) -> None:
+    """gaps[e, k] = seconds from the previous matched step to step k of chain e (NaN where unmatched)."""
+    entities, n_steps = chain.shape
+    for e in range(entities):
+        for k in range(n_steps):
+            gaps[e, k] = np.nan
+        if chain[e, 0] < 0:
+            continue
+        last = ts[chain[e, 0]]
+        for k in range(1, n_steps):
+            if chain[e, k] >= 0:
+                here = ts[chain[e, k]]
+                gaps[e, k] = (here - last) / 1_000_000
+                last = here
