@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import queue
 import re
 import secrets
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import structlog
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from funnel_site.events import store
@@ -123,21 +126,108 @@ def events_ingest(
     Idempotent: an event whose (workspace, message_id) is stored already counts as a duplicate.
     """
     now = now or timezone.now()
+    result, valid = _validate(items, now=now)
+    if valid:
+        _store(workspace=workspace, valid=valid, now=now, resolver=resolver, result=result)
+    return result
+
+
+def events_ingest_stream(
+    *, workspace: Workspace, batches: Iterable[Sequence[tuple[int, object]]], resolver: StageResolver | None = None
+) -> Iterator[IngestResult]:
+    """`events_ingest` of each batch, in order, yielding each batch's result (for file imports).
+
+    On PostgreSQL, outside a transaction, batch k is stored by a writer thread (with its own
+    connection) while this thread reads and validates batch k+1: parsing and validation are
+    Python work and storing is mostly waiting on the database, so the two overlap on two cores.
+    At most two batches wait for the writer, so memory stays flat. Elsewhere, one after another.
+    """
+    resolver = resolver or StageResolver.for_workspace(workspace.id)
+    if not store.is_postgres() or connection.in_atomic_block:
+        for items in batches:
+            yield events_ingest(workspace=workspace, items=items, resolver=resolver)
+        return
+    pending: queue.Queue = queue.Queue(maxsize=2)
+    done: queue.Queue = queue.Queue()
+
+    def writer() -> None:
+        try:
+            while (job := pending.get()) is not None:
+                result, valid, now = job
+                if valid:
+                    _store(workspace=workspace, valid=valid, now=now, resolver=resolver, result=result)
+                done.put(result)
+        except BaseException as exc:  # noqa: BLE001 - handed to the reading thread
+            done.put(exc)
+        finally:
+            connection.close()  # this thread's own connection
+
+    def collect(block: bool) -> Iterator[IngestResult]:
+        while True:
+            try:
+                outcome = done.get(block=block)
+            except queue.Empty:
+                return
+            if isinstance(outcome, BaseException):
+                raise outcome
+            yield outcome
+            block = False
+
+    def hand_over(job) -> None:
+        while True:  # a full queue with a dead writer would block for ever
+            try:
+                pending.put(job, timeout=0.5)
+                return
+            except queue.Full:
+                if not thread.is_alive():
+                    list(collect(block=False))  # raises the writer's error
+                    raise RuntimeError("the ingest writer thread stopped") from None
+
+    thread = threading.Thread(target=writer, name="ingest-writer", daemon=True)
+    thread.start()
+    submitted = finished = 0
+    try:
+        for items in batches:
+            now = timezone.now()
+            result, valid = _validate(items, now=now)
+            hand_over((result, valid, now))
+            submitted += 1
+            for outcome in collect(block=False):
+                finished += 1
+                yield outcome
+        hand_over(None)
+        while finished < submitted:
+            for outcome in collect(block=True):
+                finished += 1
+                yield outcome
+    finally:
+        if thread.is_alive():
+            with contextlib.suppress(queue.Full):  # the writer stops at None or when the queue ends
+                pending.put_nowait(None)
+        thread.join()
+
+
+def _validate(items: Sequence[tuple[int, object]], *, now: datetime) -> tuple[IngestResult, list[ValidEvent]]:
     max_future = timedelta(seconds=settings.INGEST_MAX_FUTURE_SECONDS)
     result = IngestResult(received=len(items))
     valid: list[ValidEvent] = []
+    append = valid.append
     for position, raw in items:
         try:
-            valid.append(validate_item(raw, now=now, max_future=max_future))
+            append(validate_item(raw, now=now, max_future=max_future))
         except ItemError as exc:
             result.rejected += 1
             result.errors.append({"position": position, "field": exc.field, "error": str(exc)})
-    if not valid:
-        return result
+    return result, valid
+
+
+def _store(
+    *, workspace: Workspace, valid: list[ValidEvent], now: datetime, resolver: StageResolver | None,
+    result: IngestResult,
+) -> None:
     resolver = resolver or StageResolver.for_workspace(workspace.id)
     with transaction.atomic():
         _store_valid(workspace=workspace, valid=valid, now=now, resolver=resolver, result=result)
-    return result
 
 
 def _store_valid(

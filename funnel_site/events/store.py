@@ -187,7 +187,14 @@ def _copy_text(rows: Iterable[EventRow]) -> str:
             f"{ws}\t{cid}\t{name}\t{stage}\t{ts.isoformat()}\t{received_text}\t"
             f"{campaign_text}\t{channel}\t{value_text}\t{properties}\t{message_id}\n"
         )
-        if line.count("\t") != _TABS_PER_LINE or "\\" in line or "\r" in line or line.count("\n") != 1:
+        # The only backslashes allowed are those of our own \\N; any other special character
+        # comes from a text field and needs escaping.
+        if (
+            line.count("\t") != _TABS_PER_LINE
+            or line.count("\\") != (campaign is None) + (value is None)
+            or "\r" in line
+            or line.count("\n") != 1
+        ):
             line = "\t".join(
                 _copy_field(v)
                 for v in (ws, cid, name, stage, ts, received, campaign, channel, value, properties, message_id)
@@ -226,15 +233,19 @@ def events_insert(rows: list[EventRow]) -> int:
             )
             return cursor.rowcount
     # PostgreSQL. COPY straight into the table is the fastest write there is (batched heap
-    # inserts), but it cannot skip conflicts; INSERT ... ON CONFLICT from a staging table cost
-    # about three times as much per row. So drop the duplicates first, within the batch (the
-    # first occurrence wins, as ON CONFLICT would have it) and against the table (one index
-    # probe per message id), and COPY the rest. A concurrent writer of the same message id can
-    # still make the COPY fail; then the batch is written again the slow, conflict-proof way.
+    # inserts), but it cannot skip conflicts, and INSERT ... ON CONFLICT from a staging table
+    # cost about three times as much per row. So: drop duplicates within the batch (the first
+    # occurrence wins, as with ON CONFLICT) and COPY, optimistically, since new events are the
+    # common case. When that hits a stored message id, look the batch's ids up (one index probe
+    # each) and COPY only the new rows. Should a concurrent writer store one of those first,
+    # write the batch the slow, conflict-proof way.
     first: dict[tuple[int, str], EventRow] = {}
     for row in rows:
         first.setdefault((row[0], row[10]), row)
+    new_rows = list(first.values())
     with connection.cursor() as cursor:
+        if _pg_copy_unless_conflict(cursor, table, cols, new_rows):
+            return len(new_rows)
         by_workspace: dict[int, list[str]] = {}
         for workspace_id, message_id in first:
             by_workspace.setdefault(workspace_id, []).append(message_id)
@@ -246,23 +257,32 @@ def events_insert(rows: list[EventRow]) -> int:
         new_rows = [row for key, row in first.items() if key not in existing]
         if not new_rows:
             return 0
-        raw = cursor.cursor  # the psycopg cursor, for COPY
-        try:
-            with transaction.atomic():
-                with raw.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
-                    copy.write(_copy_text(new_rows))
+        if _pg_copy_unless_conflict(cursor, table, cols, new_rows):
             return len(new_rows)
-        except IntegrityError:
-            pass  # a concurrent request stored one of these message ids first
         cursor.execute(_PG_TEMP)
         cursor.execute("TRUNCATE _ingest_events")
-        with raw.copy(f"COPY _ingest_events ({cols}) FROM STDIN") as copy:
+        with cursor.cursor.copy(f"COPY _ingest_events ({cols}) FROM STDIN") as copy:
             copy.write(_copy_text(new_rows))
         cursor.execute(
             f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _ingest_events "
             f"ON CONFLICT (workspace_id, message_id) DO NOTHING"
         )
         return cursor.rowcount
+
+
+def _pg_copy_unless_conflict(cursor, table: str, cols: str, rows: list[EventRow]) -> bool:
+    """COPY rows into the table in a savepoint; False (and nothing written) on a duplicate message id."""
+    try:
+        # the raw psycopg cursor raises psycopg's errors: have Django translate them
+        with (
+            transaction.atomic(),
+            connection.wrap_database_errors,
+            cursor.cursor.copy(f"COPY {table} ({cols}) FROM STDIN") as copy,
+        ):
+            copy.write(_copy_text(rows))
+    except IntegrityError:
+        return False
+    return True
 
 
 def events_restage_repeat_purchases(*, contact_ids: Sequence[int], purchase_names: Sequence[str]) -> None:

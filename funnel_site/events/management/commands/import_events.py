@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections import deque
 from pathlib import Path
 
 from django.core.management.base import CommandError
 
 from funnel_site.cli import ContractCommand
-from funnel_site.events.services import IngestResult, events_ingest
+from funnel_site.events.services import IngestResult, events_ingest_stream
 from funnel_site.events.stages import StageResolver
 
 BATCH = 10_000
@@ -50,34 +51,53 @@ class Command(ContractCommand):
         total = IngestResult()
         errors: list[dict] = []
         resolver = StageResolver.for_workspace(workspace.id)
-        batch: list[tuple[int, object]] = []
+        size = options["batch_size"]
         read = 0
+        # Rows the loader rejects, per batch, listed before that batch's own rejections: batches are
+        # stored while the next ones are read, so their results come back later than the reading.
+        loader_errors: deque[tuple[int, list[dict]]] = deque()
         bar = self.progress(total=None, unit="row", desc=f"import {path.name}")
 
-        def flush() -> None:
-            result = events_ingest(workspace=workspace, items=batch, resolver=resolver)
-            total.add(IngestResult(received=0, imported=result.imported, duplicates=result.duplicates,
-                                   rejected=result.rejected, identified=result.identified))
-            for e in result.errors:
+        def note(result: IngestResult | None, rows_in_batch: int) -> None:
+            rejected_by_loader, listed = loader_errors.popleft()
+            total.rejected += rejected_by_loader
+            for e in listed:
                 if len(errors) < MAX_ERRORS_LISTED:
-                    errors.append({"line": e["position"], "error": e["error"]})
-            bar.update(len(batch))
-            batch.clear()
+                    errors.append(e)
+            if result is not None:
+                total.add(IngestResult(received=0, imported=result.imported, duplicates=result.duplicates,
+                                       rejected=result.rejected, identified=result.identified))
+                for e in result.errors:
+                    if len(errors) < MAX_ERRORS_LISTED:
+                        errors.append({"line": e["position"], "error": e["error"]})
+            bar.update(rows_in_batch)
 
-        try:
-            rows = LOADERS[fmt](path, mapping=mapping or None)
+        def batches(rows):
+            nonlocal read
+            batch: list[tuple[int, object]] = []
+            rejected, listed = 0, []
             for line, item, error in rows:
                 read += 1
                 if error is not None:
-                    total.rejected += 1
-                    if len(errors) < MAX_ERRORS_LISTED:
-                        errors.append({"line": line, "error": error})
+                    rejected += 1
+                    if len(listed) < MAX_ERRORS_LISTED:
+                        listed.append({"line": line, "error": error})
                     continue
                 batch.append((line, item))
-                if len(batch) >= options["batch_size"]:
-                    flush()
+                if len(batch) >= size:
+                    loader_errors.append((rejected, listed))
+                    yield batch
+                    batch, rejected, listed = [], 0, []
+            loader_errors.append((rejected, listed))
             if batch:
-                flush()
+                yield batch
+
+        try:
+            rows = LOADERS[fmt](path, mapping=mapping or None)
+            for result in events_ingest_stream(workspace=workspace, batches=batches(rows), resolver=resolver):
+                note(result, result.received)
+            if loader_errors:  # rejected rows after the last batch
+                note(None, 0)
         except LoaderError as exc:
             raise CommandError(str(exc)) from None
         except OSError as exc:
