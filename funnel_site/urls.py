@@ -8,6 +8,8 @@ from funnel_site import health
 
 api_v1 = [
     path("", include("funnel_site.events.urls")),
+    path("", include("funnel_site.funnels.urls")),
+    path("", include("predictions.urls")),
 ]
 
 urlpatterns = [
@@ -18,5 +20,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("dashboard/<slug:slug>/funnels/", include("funnel_site.funnels.ui_urls")),
+    path("dashboard/<slug:slug>/models/", include("predictions.page_urls")),
     path("", include("funnel_site.dashboard.urls")),
 ]

@@ -8,6 +8,10 @@ Environment variables (every one optional):
   MODEL_ARTIFACT_DIR  default <VAR_DIR>/models
   SECRET_KEY, DEBUG, ALLOWED_HOSTS (comma separated), LOG_FORMAT (json|console), LOG_LEVEL
   INGEST_MAX_BODY_BYTES (default 32 MiB), INGEST_MAX_BATCH (default 10000)
+  FUNNEL_QUERY_TIMEOUT_SECONDS (default 60), FUNNEL_CACHE_SECONDS (funnel results, default 600),
+  FUNNEL_COLUMN_LOAD_TIMEOUT_SECONDS (a process's first load of a workspace's events, default 600)
+  PREDICTION_TRAIN_TIME_LIMIT (s, default 3600), PREDICTION_AUTO_ACTIVATE (default false: activate a new
+  model only when none is active, or explicitly), PREDICTION_SCORE_SHARD_SIZE (contacts, default 50000)
 """
 
 from __future__ import annotations
@@ -184,11 +188,27 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
+from funnel_site.schedules import CELERY_BEAT_SCHEDULE  # noqa: E402  (every periodic task, one module)
 
 # Callables run by `run_demo` after the demo data exists (each part of the product adds its own).
-DEMO_SETUP_HOOKS: list[str] = []
+DEMO_SETUP_HOOKS: list[str] = ["predictions.demo.queue_first_model"]
 
 MODEL_ARTIFACT_DIR = Path(os.environ.get("MODEL_ARTIFACT_DIR", VAR_DIR / "models"))
+
+# Funnels: a query stops with an error past this time; results are cached (key: definition + newest event).
+FUNNEL_QUERY_TIMEOUT_SECONDS = float(os.environ.get("FUNNEL_QUERY_TIMEOUT_SECONDS", "60"))
+FUNNEL_CACHE_SECONDS = int(os.environ.get("FUNNEL_CACHE_SECONDS", "600"))
+FUNNEL_COLUMN_LOAD_TIMEOUT_SECONDS = float(os.environ.get("FUNNEL_COLUMN_LOAD_TIMEOUT_SECONDS", "600"))
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "funnel-plugin"}}
+
+# Predictions: training jobs (predictions/training.py) and scoring.
+PREDICTION_TRAIN_TIME_LIMIT = int(os.environ.get("PREDICTION_TRAIN_TIME_LIMIT", "3600"))
+PREDICTION_AUTO_ACTIVATE = env_bool("PREDICTION_AUTO_ACTIVATE", False)
+PREDICTION_HEARTBEAT_SECONDS = 5
+PREDICTION_STALE_SECONDS = 600  # no heartbeat for this long: the training is failed by the reaper
+PREDICTION_SCORE_SHARD_SIZE = int(os.environ.get("PREDICTION_SCORE_SHARD_SIZE", "50000"))
+PREDICTION_EXPLAIN_WAIT_SECONDS = 30  # an API request waits this long for a worker's explanation
+PREDICTION_TRAIN_DEFAULTS: dict = {}  # TrainConfig fields overriding its defaults (tests: tiny sizes)
 
 LOGGING = build_logging(
     fmt=os.environ.get("LOG_FORMAT", "console"), level=os.environ.get("LOG_LEVEL", "INFO")

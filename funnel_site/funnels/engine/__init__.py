@@ -15,7 +15,7 @@ from .definition import (
     FunnelStep,
     PropertyFilter,
 )
-from .errors import FunnelDefinitionError, FunnelInputError
+from .errors import FunnelDefinitionError, FunnelInputError, FunnelTimeoutError
 from .parsing import funnel_definition_from_strings, parse_duration, parse_exclusion, parse_matcher
 from .results import BreakdownResult, FunnelResult, Histogram, StepResult, TrendPoint
 
@@ -31,6 +31,7 @@ __all__ = [
     "FunnelDefinitionError",
     "FunnelInputError",
     "FunnelResult",
+    "FunnelTimeoutError",
     "FunnelStep",
     "Histogram",
     "PropertyFilter",

@@ -12,6 +12,7 @@ import numpy as np
 
 from .columns import EventColumns
 from .definition import FunnelDefinition
+from .errors import FunnelTimeoutError
 from .kernel_any import any_kernel
 from .kernel_common import gap_seconds_into
 from .kernel_ordered import ordered_kernel
@@ -20,6 +21,7 @@ from .stats import MICROS, conversion_trend, step_table, time_histogram
 
 DEFAULT_BREAKDOWN_LIMIT = 100
 MIN_CONTACTS_PER_THREAD = 20_000
+DEADLINE_CHUNK_CONTACTS = 100_000  # with a deadline, it is checked before each chunk this size
 
 
 @dataclass
@@ -66,8 +68,13 @@ def _run_kernel(
     max_rows: int,
     optional_mask: int,
     with_outputs: bool,
+    deadline: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Run the kernel over contiguous chunks of contacts, one thread each (the kernels release the GIL)."""
+    """Run the kernel over contiguous chunks of contacts, one thread each (the kernels release the GIL).
+
+    With a `deadline` (a `time.monotonic()` value) chunks are at most `DEADLINE_CHUNK_CONTACTS`
+    contacts and each checks it first, raising `FunnelTimeoutError` once it has passed.
+    """
     n_steps = definition.step_count
     n_contacts = offsets.shape[0] - 1
     totals = definition.count == "totals" and with_outputs
@@ -81,9 +88,13 @@ def _run_kernel(
     has_rows = definition.hold_constant is not None
     exposed, start = _exclusion_arrays(definition)
     entry_bits = np.uint32(0xFFFFFFFF if definition.order == "any" else 1)
-    chunks = np.linspace(0, n_contacts, _thread_count(n_contacts) + 1).astype(np.int64)
+    threads = _thread_count(n_contacts)
+    n_chunks = threads if deadline is None else max(threads, -(-n_contacts // DEADLINE_CHUNK_CONTACTS))
+    chunks = np.linspace(0, n_contacts, n_chunks + 1).astype(np.int64)
 
     def run_chunk(c_lo: int, c_hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if deadline is not None and time.monotonic() > deadline:
+            raise FunnelTimeoutError("the funnel query passed its deadline in the engine")
         capacity = 1
         if totals:
             events = slice(offsets[c_lo], offsets[c_hi])
@@ -147,17 +158,21 @@ def _run_kernel(
         return att_contact[:n_att], att_step[:n_att], att_chain[:n_att]
 
     bounds = [(int(chunks[x]), int(chunks[x + 1])) for x in range(len(chunks) - 1)]
-    if len(bounds) == 1:
-        parts = [run_chunk(*bounds[0])]
+    if len(bounds) == 1 or threads == 1:
+        parts = [run_chunk(*bound) for bound in bounds]
     else:
-        with ThreadPoolExecutor(max_workers=len(bounds)) as pool:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
             parts = list(pool.map(lambda bound: run_chunk(*bound), bounds))
     attempts = tuple(np.concatenate([part[x] for part in parts]) for x in range(3))
     return out_best, out_chain, (out_touch if has_breakdown else None), attempts
 
 
 def funnel_evaluate(
-    *, definition: FunnelDefinition, columns: EventColumns, check_sorted: bool = True
+    *,
+    definition: FunnelDefinition,
+    columns: EventColumns,
+    check_sorted: bool = True,
+    deadline: float | None = None,
 ) -> ContactOutcomes:
     """Validate, then run the compiled state machine over `columns`; per-contact and per-attempt outcomes."""
     definition.validate()
@@ -173,14 +188,14 @@ def funnel_evaluate(
         rows, max_rows = np.zeros(1, dtype=np.int64), 1
     optional_mask = sum(1 << k for k, step in enumerate(definition.steps) if step.optional)
     best, chain, touch, (att_contact, att_step, att_chain) = _run_kernel(
-        definition, columns, offsets, rows, max_rows, optional_mask, True
+        definition, columns, offsets, rows, max_rows, optional_mask, True, deadline
     )
     optional_reached = {}
     for k, step in enumerate(definition.steps):
         if step.optional:
             # Some non-void attempt includes step k iff the funnel with step k required reaches it.
             forced_best, *_ = _run_kernel(
-                definition, columns, offsets, rows, max_rows, optional_mask & ~(1 << k), False
+                definition, columns, offsets, rows, max_rows, optional_mask & ~(1 << k), False, deadline
             )
             optional_reached[k] = forced_best >= k + 1
     contact_ids = columns.contact[offsets[:-1]] if columns.size else np.zeros(0, dtype=np.int64)
@@ -280,10 +295,16 @@ def funnel_compute(
     step_labels: Sequence[str] | None = None,
     check_sorted: bool = True,
     breakdown_limit: int = DEFAULT_BREAKDOWN_LIMIT,
+    deadline: float | None = None,
 ) -> FunnelResult:
-    """Run a funnel query over `columns` and build the full result (tables, histogram, trend, lists)."""
+    """Run a funnel query over `columns` and build the full result (tables, histogram, trend, lists).
+
+    `deadline` (a `time.monotonic()` value): stop with `FunnelTimeoutError` once it has passed.
+    """
     started = time.perf_counter()
-    outcomes = funnel_evaluate(definition=definition, columns=columns, check_sorted=check_sorted)
+    outcomes = funnel_evaluate(
+        definition=definition, columns=columns, check_sorted=check_sorted, deadline=deadline
+    )
     engine_seconds = time.perf_counter() - started
     labels = list(step_labels) if step_labels is not None else [step.label for step in definition.steps]
     optional = [step.optional for step in definition.steps]

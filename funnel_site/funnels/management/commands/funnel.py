@@ -1,0 +1,95 @@
+"""python manage.py funnel --workspace SLUG --steps A,B,C [--window 14d] [--order sequential|strict|any]
+[--since ISO] [--until ISO] [--exclude EVENT:a-b ...] [--breakdown FIELD] [--count unique|totals] [--json]"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import CommandError
+
+from funnel_site.cli import ContractCommand
+from funnel_site.funnels.engine import FunnelDefinitionError, FunnelTimeoutError
+from funnel_site.funnels.selectors import funnel_query
+from funnel_site.funnels.spec import funnel_spec_parse
+
+# the spec's field names spelled as the command's flags, for error messages
+_FLAGS = {"steps": "--steps", "window": "--window", "order": "--order", "count": "--count", "since": "--since",
+          "until": "--until", "exclude": "--exclude", "breakdown": "--breakdown", "hold_constant": "--hold-constant",
+          "attribution": "--attribution", "histogram_bins": "--bins", "trend_interval": "--trend"}
+
+
+def flag_of(field: str) -> str:
+    """`steps[2].properties[0]` -> `--steps` (step 3)."""
+    base = field.split("[", 1)[0].split(".", 1)[0]
+    flag = _FLAGS.get(base, base)
+    if base in ("steps", "exclude", "exclusions") and "[" in field:
+        index = int(field.split("[", 1)[1].split("]", 1)[0])
+        noun = "step" if base == "steps" else "exclusion"
+        flag = f"{_FLAGS.get(base, '--exclude')} ({noun} {index + 1})"
+    return flag
+
+
+class Command(ContractCommand):
+    help = "Run a funnel query over a workspace's events and print per-step counts and conversion."
+
+    def add_arguments(self, parser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument("--steps", required=True, help="comma-separated steps: event names (A|B for either) or stage:NAME")
+        parser.add_argument("--window", default="14d", help="conversion window: 90s, 30m, 1h, 14d, 2w (max 90d)")
+        parser.add_argument("--order", default="sequential", help="sequential (default), strict or any")
+        parser.add_argument("--since", help="only events at or after this ISO-8601 time")
+        parser.add_argument("--until", help="only events before this ISO-8601 time")
+        parser.add_argument("--exclude", action="append", default=[], help="EVENT:a-b, repeatable")
+        parser.add_argument("--breakdown", help="campaign, channel, stage, event, property:KEY or contact:KEY")
+        parser.add_argument("--attribution", default="first_touch", help="first_touch (default) or last_touch")
+        parser.add_argument("--count", default="unique", help="unique (contacts, default) or totals (attempts)")
+        parser.add_argument("--hold-constant", help="an event property that must be equal across the steps")
+        parser.add_argument("--trend", default="day", help="trend interval: day or week")
+        parser.add_argument("--bins", help="time-to-convert histogram bins (default automatic)")
+        parser.add_argument("--timeout", type=float, help="time limit in seconds (default FUNNEL_QUERY_TIMEOUT_SECONDS)")
+
+    def handle(self, *args, **options) -> None:
+        workspace = self.get_workspace(options["workspace"])
+        query: dict[str, Any] = {
+            "steps": [part.strip() for part in options["steps"].split(",")],
+            "window": options["window"],
+            "order": options["order"],
+            "count": options["count"],
+            "exclude": options["exclude"],
+            "breakdown": options["breakdown"],
+            "attribution": options["attribution"],
+            "hold_constant": options["hold_constant"],
+            "since": options["since"],
+            "until": options["until"],
+            "trend_interval": options["trend"],
+            "histogram_bins": options["bins"],
+        }
+        try:
+            spec = funnel_spec_parse(query)
+            run = funnel_query(workspace=workspace, spec=spec, time_limit=options["timeout"])
+        except FunnelDefinitionError as exc:
+            raise CommandError(f"{flag_of(exc.field)}: {exc.reason}") from None
+        except FunnelTimeoutError as exc:
+            raise CommandError(str(exc)) from None
+        for warning in run.payload["warnings"]:
+            self.stderr.write(f"warning: {warning}")
+        self.emit(options, run.payload, self.human(run.payload))
+
+    @staticmethod
+    def human(payload: dict[str, Any]) -> str:
+        """A readable step table."""
+
+        def pct(value: float | None) -> str:
+            return "-" if value is None else f"{value * 100:.1f}%"
+
+        lines = [f"{'step':<32} {'count':>10} {'from prev':>10} {'from start':>10} {'median time':>12}"]
+        for step in payload["steps"]:
+            median = step["median_seconds_from_previous"]
+            lines.append(
+                f"{step['event'][:32]:<32} {step['count']:>10} {pct(step['conversion_from_previous']):>10} "
+                f"{pct(step['conversion_from_start']):>10} {'-' if median is None else f'{median:.0f}s':>12}"
+            )
+        for item in payload.get("breakdown") or []:
+            counts = " -> ".join(str(s["count"]) for s in item["steps"])
+            lines.append(f"  {item['value'] if item['value'] is not None else '(none)'}: {counts}")
+        return "\n".join(lines)

@@ -1,0 +1,19 @@
+"""Every periodic task of the product, in one place (Celery beat; django-celery-beat copies these
+entries into the database at start-up, where the admin can change them)."""
+
+from __future__ import annotations
+
+from celery.schedules import crontab
+
+CELERY_BEAT_SCHEDULE = {
+    # a training whose worker died would otherwise stay `running` for ever
+    "predictions-reap-stale-trainings": {
+        "task": "predictions.tasks.reap_stale_trainings",
+        "schedule": 60.0,
+    },
+    # fresh scores of every active model once a day (sharded on the `scoring` queue)
+    "predictions-score-active-models": {
+        "task": "predictions.tasks.score_active_models",
+        "schedule": crontab(hour=3, minute=0),
+    },
+}

@@ -1,0 +1,56 @@
+"""Admin for the model registry and stored scores (trainings are started from the UI, API or command)."""
+
+from django.contrib import admin
+
+from predictions.models import ContactScore, ModelVersion
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = ["id", "workspace", "target", "arch", "trained_arch", "status", "is_active", "created_at",
+                    "finished_at"]
+    list_filter = ["workspace", "target", "status", "is_active"]
+    search_fields = ["workspace__slug", "failure_reason"]
+    readonly_fields = [
+        "status", "progress", "heartbeat_at", "metrics", "baselines", "candidates", "curves", "counts",
+        "threshold", "calibration", "validation_cutoff", "data_end", "timings", "failure_reason",
+        "artifact_path", "is_active", "activated_at", "celery_task_id", "runner", "attempts", "started_at",
+        "finished_at", "trained_arch",
+    ]
+    actions = ["activate", "cancel"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.action(description="Activate the selected (succeeded) models")
+    def activate(self, request, queryset):
+        from predictions.services import PredictionError, model_version_activate
+
+        for version in queryset:
+            try:
+                model_version_activate(version=version)
+            except PredictionError as exc:
+                self.message_user(request, str(exc), level="error")
+
+    @admin.action(description="Cancel the selected trainings")
+    def cancel(self, request, queryset):
+        from predictions.services import PredictionError, model_version_cancel
+
+        for version in queryset:
+            try:
+                model_version_cancel(version=version)
+            except PredictionError as exc:
+                self.message_user(request, str(exc), level="error")
+
+
+@admin.register(ContactScore)
+class ContactScoreAdmin(admin.ModelAdmin):
+    list_display = ["contact", "target", "probability", "model_version", "as_of", "explained_at"]
+    list_filter = ["workspace", "target"]
+    search_fields = ["contact__external_id"]
+    raw_id_fields = ["contact", "model_version"]
+    list_select_related = ["contact"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False

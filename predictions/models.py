@@ -1,0 +1,128 @@
+"""The model registry (one ModelVersion per training job) and the scores it produced per contact."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from funnel_site.events.models import Contact, Workspace
+
+
+class Target(models.TextChoices):
+    """What a model predicts (DESIGN section 5)."""
+
+    PURCHASE = "purchase", "Purchase"
+    CHURN = "churn", "Churn"
+
+
+class Arch(models.TextChoices):
+    """The sequence network; `auto` trains the candidates and keeps the best on validation."""
+
+    LSTM = "lstm", "LSTM"
+    GRU = "gru", "GRU"
+    RNN = "rnn", "Simple RNN"
+    AUTO = "auto", "Best of LSTM/GRU/RNN"
+
+
+class ModelVersion(models.Model):
+    """One training of one target for one workspace, from queued to a published artifact.
+
+    status moves queued -> running -> succeeded | failed | cancelled, under a row lock, so a task
+    delivered twice finds the row taken. While running, `progress` (epoch, validation AUC) and
+    `heartbeat_at` are written every few seconds; a row without heartbeat for long is failed by a
+    periodic task. At most one version per workspace and target is in flight and one is active.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    IN_FLIGHT = (Status.QUEUED, Status.RUNNING)
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="model_versions")
+    target = models.CharField(max_length=16, choices=Target.choices)
+    arch = models.CharField(max_length=8, choices=Arch.choices, default=Arch.LSTM, help_text="as requested")
+    trained_arch = models.CharField(max_length=8, blank=True, help_text="the network kept (auto: the best)")
+    ensemble = models.BooleanField(default=False)
+    # TrainConfig.to_dict() plus `cutoff_unix` (train as of that moment) and `auto_activate`
+    config = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    progress = models.JSONField(default=dict, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    baselines = models.JSONField(default=dict, blank=True)
+    candidates = models.JSONField(default=dict, blank=True)
+    curves = models.JSONField(default=dict, blank=True)
+    counts = models.JSONField(default=dict, blank=True)
+    threshold = models.FloatField(null=True, blank=True)
+    calibration = models.CharField(max_length=16, blank=True)
+    validation_cutoff = models.DateTimeField(null=True, blank=True)
+    data_end = models.DateTimeField(null=True, blank=True, help_text="newest event used + 1 s")
+    timings = models.JSONField(default=dict, blank=True)
+    failure_reason = models.TextField(blank=True)
+    artifact_path = models.CharField(max_length=500, blank=True)
+    is_active = models.BooleanField(default=False)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    celery_task_id = models.CharField(max_length=64, blank=True)
+    runner = models.CharField(max_length=200, blank=True, help_text="host:pid of the worker running it")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "target"], condition=Q(is_active=True), name="one_active_model_per_target"
+            ),
+            models.UniqueConstraint(
+                fields=["workspace", "target"], condition=Q(status__in=["queued", "running"]),
+                name="one_training_per_target",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="model_version_status_beat")]
+
+    def __str__(self) -> str:
+        return f"{self.workspace.slug} {self.target} #{self.pk} ({self.status})"
+
+    @property
+    def in_flight(self) -> bool:
+        return self.status in self.IN_FLIGHT
+
+    @property
+    def horizon_seconds(self) -> int:
+        return int(self.config.get("train", {}).get("horizon_seconds", 0))
+
+    @property
+    def lookback_seconds(self) -> int:
+        return int(self.config.get("train", {}).get("lookback_seconds", 0))
+
+
+class ContactScore(models.Model):
+    """A contact's probability under one model version, as of a moment; factors once explained."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="scores")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="scores")
+    target = models.CharField(max_length=16, choices=Target.choices)
+    probability = models.FloatField()
+    as_of = models.DateTimeField(help_text="the cut-off: events before it were used")
+    scored_at = models.DateTimeField(default=timezone.now)
+    # [{"text", "contribution", "kind"}], strongest first; empty until the contact is explained
+    factors = models.JSONField(default=list, blank=True)
+    explained_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["model_version", "contact"], name="one_score_per_version_contact")
+        ]
+        indexes = [models.Index(fields=["model_version", "-probability"], name="score_version_probability")]
+
+    def __str__(self) -> str:
+        return f"{self.contact_id} {self.target} {self.probability:.3f}"

@@ -1,0 +1,62 @@
+"""Reads of the model registry and the stored scores, always within one workspace."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from funnel_site.events.models import Workspace
+from predictions.models import ContactScore, ModelVersion, Target
+
+
+class NotFound(LookupError):
+    """The model, contact or score does not exist in this workspace; the message says which."""
+
+
+def model_version_list(*, workspace: Workspace, target: str | None = None, status: str | None = None) -> QuerySet:
+    """The workspace's model versions, newest first."""
+    qs = ModelVersion.objects.filter(workspace=workspace).order_by("-created_at", "-id")
+    if target:
+        qs = qs.filter(target=target)
+    if status:
+        qs = qs.filter(status=status)
+    return qs
+
+
+def model_version_get(*, workspace: Workspace, model_id) -> ModelVersion:
+    """One version of this workspace (NotFound for another tenant's id, like an unknown one)."""
+    try:
+        return ModelVersion.objects.get(workspace=workspace, pk=int(model_id))
+    except (ModelVersion.DoesNotExist, TypeError, ValueError):
+        raise NotFound(f"model {model_id} does not exist in workspace {workspace.slug!r}") from None
+
+
+def active_model_version(*, workspace: Workspace, target: str) -> ModelVersion | None:
+    """The active version of a target, or None."""
+    return ModelVersion.objects.filter(workspace=workspace, target=target, is_active=True).first()
+
+
+def active_model_version_required(*, workspace: Workspace, target: str) -> ModelVersion:
+    """The active version of a target, or NotFound telling how to get one."""
+    if target not in Target.values:
+        raise NotFound(f"unknown target {target!r}: use purchase or churn")
+    version = active_model_version(workspace=workspace, target=target)
+    if version is None:
+        raise NotFound(
+            f"workspace {workspace.slug!r} has no active {target} model: train one "
+            f"(manage.py train --workspace {workspace.slug} --target {target}) or activate a succeeded one"
+        )
+    return version
+
+
+def contact_scores(*, version: ModelVersion) -> QuerySet:
+    """Stored scores of a version, most likely first."""
+    return (
+        ContactScore.objects.filter(model_version=version)
+        .select_related("contact")
+        .order_by("-probability", "contact_id")
+    )
+
+
+def contact_score_get(*, version: ModelVersion, contact_id: int) -> ContactScore | None:
+    """A contact's stored score under a version, or None."""
+    return ContactScore.objects.filter(model_version=version, contact_id=contact_id).first()

@@ -1,0 +1,249 @@
+"""The worker side of a training job: claim the row, train with heartbeats, record the outcome.
+
+Called by the task `predictions.tasks.train_model_version` with a row id. The row lock and the status
+make a second delivery harmless: a finished version is left alone; a running one whose worker still
+sends heartbeats makes the task retry later (RunnerAlive); a running one whose worker died (no
+heartbeat for a few intervals, or its process gone) is taken over and trained again.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+from pathlib import Path
+
+import structlog
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.utils import timezone
+
+from predictions.frames import unix_to_datetime, workspace_frame
+from predictions.ml.errors import ArtifactError, NotEnoughData, TrainingCancelled
+from predictions.models import ModelVersion
+from predictions.services import scoring_queue
+
+log = structlog.get_logger(__name__)
+Status = ModelVersion.Status
+
+
+class RunnerAlive(Exception):
+    """The version is running in a live worker: this delivery is a duplicate; look again later."""
+
+    def __init__(self, retry_in: int) -> None:
+        super().__init__(f"already running; look again in {retry_in}s")
+        self.retry_in = retry_in
+
+
+def runner_id() -> str:
+    """host:pid of this process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def artifact_dir_for(version: ModelVersion) -> Path:
+    """Where a version's artifact lives: MODEL_ARTIFACT_DIR/<workspace id>/<version id>."""
+    return Path(settings.MODEL_ARTIFACT_DIR) / str(version.workspace_id) / str(version.pk)
+
+
+def _runner_is_dead(version: ModelVersion) -> bool:
+    """True when the version's runner is a process of this host that no longer exists."""
+    host, _, pid = version.runner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _claim(version_id: int) -> ModelVersion | None:
+    """Move the row to running for this process; None when there is nothing to do."""
+    takeover_after = 3 * settings.PREDICTION_HEARTBEAT_SECONDS
+    with transaction.atomic():
+        version = ModelVersion.objects.select_for_update().filter(pk=version_id).first()
+        if version is None or version.status in ModelVersion.FINISHED:
+            return None
+        now = timezone.now()
+        if version.status == Status.RUNNING:
+            silent = (now - (version.heartbeat_at or version.started_at or now)).total_seconds()
+            if silent < takeover_after and not _runner_is_dead(version):
+                raise RunnerAlive(int(takeover_after - silent) + 1)
+            log.warning("model_version_taken_over", model=version_id, previous_runner=version.runner)
+        version.status = Status.RUNNING
+        version.started_at = now
+        version.heartbeat_at = now
+        version.runner = runner_id()
+        version.attempts += 1
+        version.progress = {"phase": "loading events"}
+        version.save(update_fields=["status", "started_at", "heartbeat_at", "runner", "attempts", "progress"])
+    return version
+
+
+class Heartbeat(threading.Thread):
+    """Writes heartbeat and progress every few seconds; notices cancellation (the row left `running`)."""
+
+    def __init__(self, version: ModelVersion) -> None:
+        super().__init__(name=f"heartbeat-{version.pk}", daemon=True)
+        self.version_id, self.runner = version.pk, version.runner
+        self.cancelled = threading.Event()
+        self._halt = threading.Event()
+        self._progress: dict = dict(version.progress)
+
+    def progress(self, epoch: int, metrics: dict) -> None:
+        """The trainer's per-epoch callback."""
+        report = {"phase": "training", "epoch": epoch}
+        for key in ("arch", "arch_epoch", "loss", "auc", "val_loss", "val_auc", "best_val_auc"):
+            if key in metrics:
+                report[key] = metrics[key]
+        self._progress = report
+
+    def set_phase(self, phase: str) -> None:
+        self._progress = {**self._progress, "phase": phase}
+
+    def should_cancel(self) -> bool:
+        """The trainer's cancellation check (no database access: the thread keeps the flag)."""
+        return self.cancelled.is_set()
+
+    def beat(self) -> None:
+        alive = ModelVersion.objects.filter(pk=self.version_id, status=Status.RUNNING, runner=self.runner).update(
+            heartbeat_at=timezone.now(), progress=self._progress
+        )
+        if not alive:  # cancelled, failed by the reaper, or taken over: stop training
+            self.cancelled.set()
+
+    def run(self) -> None:
+        try:
+            while not self._halt.wait(settings.PREDICTION_HEARTBEAT_SECONDS):
+                try:
+                    self.beat()
+                except Exception:  # noqa: BLE001 - a missed beat is not a failed training
+                    log.exception("heartbeat_failed", model=self.version_id)
+        finally:
+            connection.close()  # this thread's own connection
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=30)
+
+
+def model_version_run(*, version_id: int) -> str:
+    """Train one version in this process; returns the outcome (succeeded, failed, cancelled, skipped)."""
+    close_old_connections()
+    version = _claim(version_id)
+    if version is None:
+        return "skipped"
+    heartbeat = Heartbeat(version)
+    heartbeat.start()
+    try:
+        return _train(version, heartbeat)
+    finally:
+        heartbeat.stop()
+
+
+def _train(version: ModelVersion, heartbeat: Heartbeat) -> str:
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from predictions.ml.config import TrainConfig
+
+    try:
+        cutoff_unix = version.config.get("cutoff_unix")
+        frame = workspace_frame(
+            workspace_id=version.workspace_id, before=unix_to_datetime(cutoff_unix) if cutoff_unix else None
+        )
+        heartbeat.set_phase("features and baselines")
+        from predictions.ml.trainer import train_model
+
+        config = TrainConfig.from_dict(version.config["train"])
+        directory = artifact_dir_for(version)
+        result = train_model(frame, config, artifact_dir=directory, progress=heartbeat.progress,
+                             should_cancel=heartbeat.should_cancel)
+        heartbeat.set_phase("checking the artifact")
+        _load_check(directory)
+        activate = _should_activate(version, result, frame)
+        return _finish_success(version, result, frame, directory, activate, heartbeat)
+    except NotEnoughData as exc:
+        return _finish(version, Status.FAILED, str(exc), counts=exc.counts)
+    except TrainingCancelled:
+        return _finish(version, Status.CANCELLED, "cancelled on request")
+    except SoftTimeLimitExceeded:
+        return _finish(version, Status.FAILED,
+                       f"the training time limit of {settings.PREDICTION_TRAIN_TIME_LIMIT}s was exceeded")
+    except ArtifactError as exc:
+        return _finish(version, Status.FAILED, f"the new model's artifact cannot be loaded: {exc}")
+    except Exception as exc:  # noqa: BLE001 - the reason is stored for the user; the task must not retry
+        log.exception("model_version_training_failed", model=version.pk)
+        return _finish(version, Status.FAILED, f"{type(exc).__name__}: {exc}")
+
+
+def _load_check(directory: Path) -> None:
+    """Load the published artifact once, so a model that cannot be served never becomes active."""
+    from predictions.scoring import scorer_load
+
+    scorer_load(directory)
+
+
+def _should_activate(version: ModelVersion, result, frame) -> bool:
+    """Activate when no model of the target is active, or, if configured, when this one is better."""
+    active = ModelVersion.objects.filter(workspace_id=version.workspace_id, target=version.target,
+                                         is_active=True).first()
+    if active is None:
+        return True
+    if not version.config.get("auto_activate"):
+        return False
+    from predictions.scoring import validation_auc_of
+
+    try:
+        theirs = validation_auc_of(active, frame, result.validation_cutoff, version.config["train"])
+    except Exception as exc:  # noqa: BLE001 - an active model that cannot score loses the comparison
+        log.warning("active_model_unusable", model=active.pk, error=str(exc))
+        return True
+    ours = result.metrics.get("roc_auc")
+    return ours is not None and (theirs is None or ours > theirs)
+
+
+def _finish_success(version, result, frame, directory: Path, activate: bool, heartbeat: Heartbeat) -> str:
+    with transaction.atomic():
+        row = ModelVersion.objects.select_for_update().get(pk=version.pk)
+        if row.status != Status.RUNNING or row.runner != version.runner:
+            # cancelled (or failed by the reaper) while finishing: the artifact is not kept
+            shutil.rmtree(directory, ignore_errors=True)
+            return row.status
+        row.status = Status.SUCCEEDED
+        row.trained_arch = result.arch
+        row.metrics, row.baselines, row.candidates = result.metrics, result.baselines, result.candidates
+        row.curves, row.counts, row.timings = result.curves, result.counts, result.timings
+        row.threshold, row.calibration = result.threshold, result.calibration
+        row.validation_cutoff = unix_to_datetime(result.validation_cutoff)
+        row.data_end = unix_to_datetime(frame.end_ts)
+        row.artifact_path = str(directory)
+        row.progress = {**heartbeat._progress, "phase": "done", "epochs_trained": result.epochs_trained,
+                        "stopped_reason": result.stopped_reason}
+        row.finished_at = row.heartbeat_at = timezone.now()
+        row.save()
+        if activate:
+            ModelVersion.objects.filter(workspace_id=row.workspace_id, target=row.target, is_active=True).update(
+                is_active=False
+            )
+            ModelVersion.objects.filter(pk=row.pk).update(is_active=True, activated_at=timezone.now())
+            transaction.on_commit(lambda: scoring_queue(version_id=row.pk))
+    log.info("model_version_succeeded", model=version.pk, roc_auc=result.metrics.get("roc_auc"), activated=activate)
+    return Status.SUCCEEDED
+
+
+def _finish(version: ModelVersion, status: str, reason: str, counts: dict | None = None) -> str:
+    """Record a failure or cancellation (unless the row was already moved on by someone else)."""
+    with transaction.atomic():
+        row = ModelVersion.objects.select_for_update().get(pk=version.pk)
+        if row.status == Status.RUNNING and row.runner == version.runner:
+            row.status, row.failure_reason = status, reason
+            row.finished_at = timezone.now()
+            if counts:
+                row.counts = counts
+            row.progress = {**row.progress, "phase": status}
+            row.save(update_fields=["status", "failure_reason", "finished_at", "counts", "progress"])
+    log.info("model_version_finished", model=version.pk, status=status, reason=reason)
+    return status

@@ -1,0 +1,14 @@
+"""/api/v1 routes of predictions (included by funnel_site/urls.py)."""
+
+from django.urls import path
+
+from predictions import apis
+
+urlpatterns = [
+    path("models", apis.ModelListApi.as_view(), name="api-models"),
+    path("models/<int:model_id>", apis.ModelDetailApi.as_view(), name="api-model"),
+    path("models/<int:model_id>/activate", apis.ModelActivateApi.as_view(), name="api-model-activate"),
+    path("models/<int:model_id>/cancel", apis.ModelCancelApi.as_view(), name="api-model-cancel"),
+    path("predictions", apis.PredictionListApi.as_view(), name="api-predictions"),
+    path("predictions/<str:contact_id>", apis.PredictionDetailApi.as_view(), name="api-prediction"),
+]

@@ -1,0 +1,91 @@
+"""The train / score / explain commands keep the public contract: JSON keys, exit codes, CSV header."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from predictions.models import ContactScore, ModelVersion
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args) -> dict:
+    out = io.StringIO()
+    call_command(*args, "--json", stdout=out)
+    return json.loads(out.getvalue().strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--horizon", "0d"], "--horizon must be longer than zero"),
+    (["--horizon", "soon"], "is not a duration"),
+    (["--horizon", "14d", "--lookback", "7d"], "must not be shorter than the horizon"),
+    (["--cutoff", "yesterday"], "is not an ISO-8601"),
+    (["--epochs", "0"], "epochs must be at least 1"),
+])
+def test_train_refuses_bad_input_before_queuing(workspace_with_key, args, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("train", "--workspace", "acme", "--target", "purchase", *args)
+    assert not ModelVersion.objects.exists()
+
+
+def test_train_refuses_an_unknown_workspace_and_target(db):
+    with pytest.raises(CommandError, match="workspace 'nosuch' does not exist"):
+        call_command("train", "--workspace", "nosuch", "--target", "purchase")
+    with pytest.raises(CommandError):
+        call_command("train", "--workspace", "nosuch", "--target", "revenue")
+
+
+def test_train_without_wait_prints_the_queued_model(workspace_with_key, monkeypatch):
+    monkeypatch.setattr("predictions.services._send_training", lambda version: None)
+    payload = run("train", "--workspace", "acme", "--target", "churn", "--horizon", "7d", "--lookback", "14d")
+    assert {"model_id", "status", "metrics", "baselines"} <= set(payload) and payload["status"] == "queued"
+    assert ModelVersion.objects.get(pk=payload["model_id"]).config["train"]["lookback_seconds"] == 14 * 86400
+
+
+def test_score_writes_csv_of_every_eligible_contact_and_stores_scores(synthetic_workspace, make_version, tmp_path):
+    version = make_version(synthetic_workspace)
+    output = tmp_path / "scores.csv"
+    payload = run("score", "--workspace", "acme", "--target", "purchase", "--output", str(output))
+    assert {"model_id", "target", "as_of", "scored", "output"} <= set(payload)
+    assert payload["model_id"] == version.pk and payload["scored"] > 100
+    rows = list(csv.reader(output.open()))
+    assert rows[0][:2] == ["contact_id", "probability"]
+    assert len(rows) - 1 == payload["scored"] == ContactScore.objects.filter(model_version=version).count()
+    probabilities = [float(r[1]) for r in rows[1:]]
+    assert probabilities == sorted(probabilities, reverse=True) and all(0 < p < 1 for p in probabilities)
+    assert rows[1][0].startswith("syn3-")  # the contact's own id, not a database id
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp file left
+
+
+def test_score_without_an_active_model_or_with_a_corrupt_one_fails_with_the_reason(synthetic_workspace,
+                                                                                  make_version, tmp_path):
+    with pytest.raises(CommandError, match="has no active churn model"):
+        call_command("score", "--workspace", "acme", "--target", "churn")
+    version = make_version(synthetic_workspace)
+    Path(version.artifact_path, "calibration.json").write_text("{}")
+    output = tmp_path / "x.csv"
+    with pytest.raises(CommandError, match="calibration.json is corrupt"):
+        call_command("score", "--workspace", "acme", "--output", str(output))
+    assert not output.exists()
+    with pytest.raises(CommandError, match="model 99999 does not exist"):
+        call_command("score", "--workspace", "acme", "--model", "99999")
+
+
+def test_explain_gives_the_score_and_factors_in_words(synthetic_workspace, make_version):
+    make_version(synthetic_workspace)
+    payload = run("explain", "--workspace", "acme", "--contact", "syn3-1")
+    assert {"contact_id", "probability", "factors", "model_id", "as_of"} <= set(payload)
+    assert 0 < payload["probability"] < 1 and 1 <= len(payload["factors"]) <= 3
+    assert all(isinstance(f["text"], str) and f["text"] for f in payload["factors"])
+    out = io.StringIO()
+    call_command("explain", "--workspace", "acme", "--contact", "syn3-1", stdout=out)
+    assert "chance it buys within 7 days" in out.getvalue()
+    with pytest.raises(CommandError, match="contact 'ghost' does not exist"):
+        call_command("explain", "--workspace", "acme", "--contact", "ghost")
