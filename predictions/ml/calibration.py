@@ -9,6 +9,11 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
 _EPS = 1e-6
+# Isotonic regression is a step function: every raw score in a step gets the same probability, and
+# those ties throw away the model's ranking inside the step (ROC-AUC fell from 0.798 to 0.785 on the
+# synthetic data). A slope far below any step height breaks the ties by the raw score, so the ranking
+# within a step is the model's, across steps the calibration's, and the probabilities move by < 1e-5.
+_TIE_BREAK = 1e-5
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -31,7 +36,9 @@ class Calibrator:
         if self.method == "platt":
             return 1 / (1 + np.exp(-(self.slope * _logit(scores) + self.intercept)))
         if self.method == "isotonic":
-            return np.clip(np.interp(scores, self.x, self.y), _EPS, 1 - _EPS)
+            stepped = np.interp(scores, self.x, self.y)
+            blended = (1 - _TIE_BREAK) * stepped + _TIE_BREAK * np.clip(scores, 0, 1)
+            return np.clip(blended, _EPS, 1 - _EPS)
         return np.clip(scores, _EPS, 1 - _EPS)
 
     def to_dict(self) -> dict:

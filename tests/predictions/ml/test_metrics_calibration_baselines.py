@@ -71,3 +71,16 @@ def test_baselines_fit_and_predict():
     assert np.allclose(models["prevalence"].predict(x), y.mean())
     for name in ("logistic_regression", "gradient_boosting"):
         assert evaluate(y, models[name].predict(x))["roc_auc"] > 0.9
+
+
+@pytest.mark.parametrize("method", ["platt", "isotonic"])
+def test_calibration_keeps_the_models_ranking(method):
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(2)
+    scores = rng.uniform(0, 1, 3000)
+    labels = (rng.random(3000) < scores**2).astype(int)
+    calibrated = fit_calibrator(scores, labels, method)(scores)
+    order = np.argsort(scores)
+    assert np.all(np.diff(calibrated[order]) > 0)  # strictly increasing: no ties from isotonic steps
+    assert roc_auc_score(labels, calibrated) == pytest.approx(roc_auc_score(labels, scores))
