@@ -28,20 +28,33 @@ from funnel_site.funnels.engine import MISSING, PropertyFilter
 
 @dataclass
 class ValueLookup:
-    """Sorted ids, the value code of each, and the text of each code."""
+    """Ids (unique, any order), the value code of each, and the text of each code."""
 
     ids: np.ndarray
     codes: np.ndarray
     labels: list[str]
 
     def codes_for(self, keys: np.ndarray) -> np.ndarray:
-        """The value code of each of `keys` (event or contact ids), MISSING where it has none."""
+        """The value code of each of `keys` (event or contact ids), MISSING where it has none.
+
+        Ids are dense (database sequences), so a table indexed by id minus the smallest one is
+        built when it is not much larger than the data: one scatter and one gather, no sort.
+        """
         out = np.full(keys.shape[0], MISSING, dtype=np.int64)
         if self.ids.size == 0 or keys.size == 0:
             return out
-        positions = np.minimum(np.searchsorted(self.ids, keys), self.ids.size - 1)
-        hit = self.ids[positions] == keys
-        out[hit] = self.codes[positions[hit]]
+        low, high = int(self.ids.min()), int(self.ids.max())
+        if high - low < 8 * self.ids.size + 1_000_000:
+            table = np.full(high - low + 1, MISSING, dtype=np.int32)
+            table[self.ids - low] = self.codes
+            inside = np.flatnonzero((keys >= low) & (keys <= high))
+            out[inside] = table[keys[inside] - low]
+            return out
+        order = np.argsort(self.ids, kind="stable")
+        ids, codes = self.ids[order], self.codes[order]
+        positions = np.minimum(np.searchsorted(ids, keys), ids.size - 1)
+        hit = ids[positions] == keys
+        out[hit] = codes[positions[hit]]
         return out
 
 
@@ -125,11 +138,12 @@ class PropertyCache:
             labels = list(columns.labels)
         if not chosen:
             return ValueLookup(np.zeros(0, np.int64), np.zeros(0, np.int64), labels)
-        ids = np.concatenate([c[0] for c in chosen])
-        codes = np.concatenate([c[1] for c in chosen])
-        keep = ids <= upto_id
-        order = np.argsort(ids[keep], kind="stable")
-        return ValueLookup(ids=ids[keep][order], codes=codes[keep][order], labels=labels)
+        ids = np.concatenate([c[0] for c in chosen]) if len(chosen) > 1 else chosen[0][0]
+        codes = np.concatenate([c[1] for c in chosen]) if len(chosen) > 1 else chosen[0][1]
+        if ids.size and ids.max() > upto_id:  # loaded further by a newer query than this one
+            keep = ids <= upto_id
+            ids, codes = ids[keep], codes[keep]
+        return ValueLookup(ids=ids, codes=codes, labels=labels)
 
     def clear(self) -> None:
         """Forget everything (tests; a workspace deleted)."""
@@ -154,8 +168,7 @@ def contact_trait_lookup(*, workspace_id: int, key: str) -> ValueLookup:
     ids = np.concatenate([g[2] for g in groups]) if groups else np.zeros(0, np.int64)
     codes = np.concatenate([np.full(g[2].size, code, np.int64) for code, g in enumerate(groups)]) if groups \
         else np.zeros(0, np.int64)
-    order = np.argsort(ids, kind="stable")
-    return ValueLookup(ids=ids[order], codes=codes[order], labels=labels)
+    return ValueLookup(ids=ids, codes=codes, labels=labels)
 
 
 def _as_number(text: str) -> float | None:

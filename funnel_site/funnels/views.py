@@ -52,9 +52,11 @@ def funnel_explorer(request, slug: str):
     workspace = workspace_for(request, slug)
     context: dict[str, Any] = {"workspace": workspace, "saved": saved_funnel_list(workspace=workspace)}
     saved_id = request.GET.get("saved")
+    saved_definition = None
     if saved_id and saved_id.isdigit():
         funnel = saved_funnel_get(workspace=workspace, funnel_id=int(saved_id))
         form = FunnelExplorerForm(initial_from_definition(funnel.definition))
+        saved_definition = funnel.definition  # run as saved: its filters are not all in the form
         context["current_saved"] = funnel
     elif "steps" in request.GET:
         form = FunnelExplorerForm(request.GET)
@@ -63,7 +65,7 @@ def funnel_explorer(request, slug: str):
     context["form"] = form
     if form.is_bound and form.is_valid():
         try:
-            spec = funnel_spec_parse(form.to_query())
+            spec = funnel_spec_parse(saved_definition or form.to_query())
             run = funnel_query(workspace=workspace, spec=spec)
         except FunnelDefinitionError as exc:
             context["error"] = f"{exc.field}: {exc.reason}"

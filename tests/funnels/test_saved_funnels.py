@@ -84,3 +84,11 @@ def test_another_workspace_cannot_read_change_or_delete_it(api, saved, other_api
 def test_admin_lists_saved_funnels(admin_client, saved):
     resp = admin_client.get("/admin/funnels/savedfunnel/")
     assert resp.status_code == 200 and b"Pro buyers" in resp.content
+
+
+def test_the_page_runs_a_saved_funnel_with_its_filters(admin_client, saved):
+    resp = admin_client.get(f"/dashboard/acme/funnels/?saved={saved['id']}")
+    assert resp.status_code == 200
+    counts = [s["count"] for s in resp.context["steps"]]
+    assert counts == [2, 1]  # the plan=pro filter of step 2 applies, though the form shows only "buy"
+    assert resp.context["form"]["steps"].value() == "pv,buy"
