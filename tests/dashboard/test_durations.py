@@ -1,0 +1,12 @@
+"""The duration filter writes seconds the way the commands read them."""
+
+import pytest
+
+from funnel_site.dashboard.templatetags.durations import duration
+
+
+@pytest.mark.parametrize("seconds,text", [(604800, "1w"), (1209600, "2w"), (86400, "1d"), (2419200, "4w"),
+                                          (259200, "3d"), (5400, "90m"), (3600, "1h"), (90, "90s"),
+                                          (0, "0s"), ("x", "")])
+def test_duration(seconds, text):
+    assert duration(seconds) == text
