@@ -22,7 +22,7 @@ from .data import EventFrame
 from .errors import TrainingCancelled
 from .features import AGGREGATE_FEATURES, NUMERIC_FEATURES, FeatureBatch, Preprocessor
 from .labels import build_split
-from .metrics import best_f1_threshold, curves, evaluate
+from .metrics import best_f1_threshold, curves, evaluate, roc_points
 from .models import ModelSpec, build_model
 
 ProgressCallback = Callable[[int, dict], None]
@@ -250,6 +250,14 @@ def train_model(
     calibrator = fit_calibrator(raw, y_val, method)
     threshold = config.threshold if config.threshold is not None else best_f1_threshold(y_val, honest)
     metrics = evaluate(y_val, honest, threshold)
+    # Ranking figures come from the served model (the calibrator fitted on all of validation, strictly
+    # increasing in the raw score, so its ranking is the network's); pooling the five cross-fitted
+    # calibrators would rank scores across folds by five different maps and understate ROC-AUC.
+    # Probability figures (log loss, Brier, calibration error, precision/recall) stay cross-fitted.
+    served = calibrator(raw)
+    ranking = evaluate(y_val, served, threshold)
+    for key in ("roc_auc", "pr_auc", "lift_top_decile"):
+        metrics[key] = ranking[key]
     baseline_metrics = {
         name: evaluate(y_val, scores, config.threshold or best_f1_threshold(y_val, scores))
         for name, scores in baseline_scores.items()
@@ -273,7 +281,7 @@ def train_model(
         metrics=metrics,
         baselines=baseline_metrics,
         candidates=candidates,
-        curves=curves(y_val, honest),
+        curves={**curves(y_val, honest), "roc": roc_points(y_val, served)},
         threshold=float(threshold),
         calibration=method,
         counts=split.counts(),
