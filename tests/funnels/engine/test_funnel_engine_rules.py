@@ -264,3 +264,18 @@ def test_representative_chain_points_at_the_matched_events():
     outcomes = funnel_evaluate(definition=definition, columns=columns)
     assert outcomes.furthest.tolist() == [3]
     assert outcomes.chain[0].tolist() == [1, 2, 3]  # the latest start: the shortest conversion
+
+
+def test_exclusion_after_an_attempts_window_closed_does_not_void_it():
+    # found by the property test: the attempt s0@0 -> s1@1 has its 4 s window closed at t=4, so an
+    # event at t=5 matching both step 1 and the exclusion (steps 1-3) must not void it
+    definition = funnel("s0", "s1", "s2", window="4s", exclude=["x0:1-3"])
+    second = 1_000_000
+    columns = EventColumns(
+        contact=np.array([1, 1, 1, 1, 1], dtype=np.int64),
+        ts=np.array([0, 0, 1, 1, 5], dtype=np.int64) * second,
+        step_mask=np.array([1, 1, 1, 2, 1], dtype=np.uint32),
+        exclusion_mask=np.array([0, 0, 0, 0, 1], dtype=np.uint32),
+    )
+    result = funnel_compute(definition=definition, columns=columns)
+    assert [step["count"] for step in result.to_dict()["steps"]] == [1, 1, 0]
