@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
-import queue
 import re
 import secrets
-import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import structlog
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from funnel_site.events import store
 from funnel_site.events.models import ApiKey, Workspace
 from funnel_site.events.stages import PURCHASE, StageResolver
-from funnel_site.events.validation import ItemError, ValidEvent, validate_item
+from funnel_site.events.validation import ItemError, ValidEvent, validate_item, validate_record
 
 log = structlog.get_logger(__name__)
 
@@ -132,81 +129,6 @@ def events_ingest(
     return result
 
 
-def events_ingest_stream(
-    *, workspace: Workspace, batches: Iterable[Sequence[tuple[int, object]]], resolver: StageResolver | None = None
-) -> Iterator[IngestResult]:
-    """`events_ingest` of each batch, in order, yielding each batch's result (for file imports).
-
-    On PostgreSQL, outside a transaction, batch k is stored by a writer thread (with its own
-    connection) while this thread reads and validates batch k+1: parsing and validation are
-    Python work and storing is mostly waiting on the database, so the two overlap on two cores.
-    At most two batches wait for the writer, so memory stays flat. Elsewhere, one after another.
-    """
-    resolver = resolver or StageResolver.for_workspace(workspace.id)
-    if not store.is_postgres() or connection.in_atomic_block:
-        for items in batches:
-            yield events_ingest(workspace=workspace, items=items, resolver=resolver)
-        return
-    pending: queue.Queue = queue.Queue(maxsize=2)
-    done: queue.Queue = queue.Queue()
-
-    def writer() -> None:
-        try:
-            while (job := pending.get()) is not None:
-                result, valid, now = job
-                if valid:
-                    _store(workspace=workspace, valid=valid, now=now, resolver=resolver, result=result)
-                done.put(result)
-        except BaseException as exc:  # noqa: BLE001 - handed to the reading thread
-            done.put(exc)
-        finally:
-            connection.close()  # this thread's own connection
-
-    def collect(block: bool) -> Iterator[IngestResult]:
-        while True:
-            try:
-                outcome = done.get(block=block)
-            except queue.Empty:
-                return
-            if isinstance(outcome, BaseException):
-                raise outcome
-            yield outcome
-            block = False
-
-    def hand_over(job) -> None:
-        while True:  # a full queue with a dead writer would block for ever
-            try:
-                pending.put(job, timeout=0.5)
-                return
-            except queue.Full:
-                if not thread.is_alive():
-                    list(collect(block=False))  # raises the writer's error
-                    raise RuntimeError("the ingest writer thread stopped") from None
-
-    thread = threading.Thread(target=writer, name="ingest-writer", daemon=True)
-    thread.start()
-    submitted = finished = 0
-    try:
-        for items in batches:
-            now = timezone.now()
-            result, valid = _validate(items, now=now)
-            hand_over((result, valid, now))
-            submitted += 1
-            for outcome in collect(block=False):
-                finished += 1
-                yield outcome
-        hand_over(None)
-        while finished < submitted:
-            for outcome in collect(block=True):
-                finished += 1
-                yield outcome
-    finally:
-        if thread.is_alive():
-            with contextlib.suppress(queue.Full):  # the writer stops at None or when the queue ends
-                pending.put_nowait(None)
-        thread.join()
-
-
 def _validate(items: Sequence[tuple[int, object]], *, now: datetime) -> tuple[IngestResult, list[ValidEvent]]:
     max_future = timedelta(seconds=settings.INGEST_MAX_FUTURE_SECONDS)
     result = IngestResult(received=len(items))
@@ -214,7 +136,10 @@ def _validate(items: Sequence[tuple[int, object]], *, now: datetime) -> tuple[In
     append = valid.append
     for position, raw in items:
         try:
-            append(validate_item(raw, now=now, max_future=max_future))
+            if raw.__class__ is tuple:  # a canonical CSV record (file import)
+                append(validate_record(raw, now=now, max_future=max_future))
+            else:
+                append(validate_item(raw, now=now, max_future=max_future))
         except ItemError as exc:
             result.rejected += 1
             result.errors.append({"position": position, "field": exc.field, "error": str(exc)})
@@ -226,16 +151,37 @@ def _store(
     result: IngestResult,
 ) -> None:
     resolver = resolver or StageResolver.for_workspace(workspace.id)
-    with transaction.atomic():
-        _store_valid(workspace=workspace, valid=valid, now=now, resolver=resolver, result=result)
+    retry = not connection.in_atomic_block  # inside a caller's transaction a failure is the caller's
+    for attempt in range(1, _DEADLOCK_ATTEMPTS + 1):
+        counts = (result.imported, result.duplicates, result.identified)
+        try:
+            with transaction.atomic():
+                _store_valid(workspace=workspace, valid=valid, now=now, resolver=resolver, result=result)
+            return
+        except OperationalError as exc:
+            if not (retry and attempt < _DEADLOCK_ATTEMPTS and _is_deadlock(exc)):
+                raise
+            # Concurrent writers lock contacts in id order, but two batches creating the same new
+            # contacts or events can still wait on each other; PostgreSQL then aborts one. The
+            # batch is rolled back as a whole, so storing it again is safe.
+            result.imported, result.duplicates, result.identified = counts
+            log.warning("ingest_deadlock_retry", workspace=workspace.slug, attempt=attempt, events=len(valid))
+
+
+_DEADLOCK_ATTEMPTS = 5
+
+
+def _is_deadlock(exc: BaseException) -> bool:
+    return getattr(exc.__cause__, "sqlstate", None) in ("40P01", "40001")  # deadlock, serialization failure
 
 
 def _store_valid(
     *, workspace: Workspace, valid: list[ValidEvent], now: datetime, resolver: StageResolver,
     result: IngestResult,
 ) -> None:
+    # Locked: the first purchase read here decides which purchases are repeat ones (loyalty).
     contacts = store.contacts_ensure(
-        workspace_id=workspace.id, external_ids=list(dict.fromkeys(v.contact_id for v in valid))
+        workspace_id=workspace.id, external_ids=list(dict.fromkeys(v.contact_id for v in valid)), lock=True
     )
     channels: dict[str, str] = {}
     for v in valid:

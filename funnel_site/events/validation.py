@@ -178,6 +178,50 @@ def _fast_timestamp(raw: object, *, latest: datetime) -> datetime | None:
     return None
 
 
+def validate_record(record: tuple, *, now: datetime, max_future: timedelta) -> ValidEvent:
+    """Validate a canonical CSV record (``loaders.canonical_csv.CanonicalRecord``) as `validate_item`
+    validates the same row as an item dict: same event, same errors.
+
+    File imports of millions of rows come here: the common row (plain texts within their limits,
+    an ISO-8601 or unix-seconds timestamp, a plain number) is checked inline without building a
+    dict; any other row is handed to `validate_item`, which words the error.
+    """
+    contact_id, name, raw_ts, campaign, channel, raw_value, message_id, properties, email, traits = record
+    latest = now + max_future
+    if (
+        contact_id is not None and len(contact_id) <= MAX_ID
+        and name is not None and len(name) <= MAX_NAME
+        and raw_ts is not None
+        and len(campaign) <= MAX_NAME and len(channel) <= MAX_CHANNEL
+        and len(message_id) <= MAX_ID and len(email) <= 254
+    ):
+        ts = _fast_timestamp(raw_ts, latest=latest)
+        if ts is None and raw_ts.isdigit() and len(raw_ts) <= 11:  # unix seconds as text
+            seconds = int(raw_ts)
+            if seconds < _MS_THRESHOLD:
+                ts = datetime.fromtimestamp(seconds, tz=UTC)
+                if ts > latest:
+                    ts = None
+        value = None
+        if raw_value:
+            try:
+                value = float(raw_value)
+            except ValueError:
+                ts = None  # not a number: let validate_item word it
+            else:
+                if not math.isfinite(value):
+                    ts = None
+        if ts is not None:
+            properties = properties or {}
+            if not message_id:
+                message_id = content_message_id(contact_id, name, ts, campaign, channel, value, properties)
+            return ValidEvent(contact_id, name, ts, campaign, channel, value, properties, message_id, email,
+                              traits or {})
+    from funnel_site.events.loaders.canonical_csv import record_to_item
+
+    return validate_item(record_to_item(record), now=now, max_future=max_future)
+
+
 def validate_item(item: object, *, now: datetime, max_future: timedelta) -> ValidEvent:
     """Validate one raw item; raises ItemError naming the field and the reason."""
     if not isinstance(item, dict):

@@ -1,4 +1,4 @@
-"""The fast paths of ingestion: the pipelined file import and the PostgreSQL COPY fallbacks."""
+"""The fast paths of ingestion: the file import in batches and the PostgreSQL COPY fallbacks."""
 
 from __future__ import annotations
 
@@ -31,9 +31,9 @@ def _import(path, *extra) -> dict:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_pipelined_import_reports_like_a_sequential_one(tmp_path):
-    """Outside a transaction (PostgreSQL: a writer thread), with tiny batches, the summary and the
-    order of the listed errors are those of reading the file line by line."""
+def test_import_in_tiny_batches_reports_like_reading_line_by_line(tmp_path):
+    """Outside a transaction, with tiny batches, the summary and the order of the listed errors are
+    those of reading the file line by line (loader and validation errors interleaved by line)."""
     call_command("create_workspace", "shop")
     path = tmp_path / "events.csv"
     path.write_text(CSV)

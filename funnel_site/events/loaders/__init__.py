@@ -61,6 +61,8 @@ LOADERS: dict[str, Loader] = {
     "completejourney": completejourney.read,
     "olist": olist.read,
 }
+#: Formats that also yield rows as tuples the ingest service validates without a dict (fast path).
+RECORD_LOADERS: dict[str, Loader] = {"csv": canonical_csv.read_records}
 FORMATS: tuple[str, ...] = tuple(LOADERS)
 #: Formats whose PATH is a folder of tables rather than one file.
 DIRECTORY_FORMATS = frozenset({"completejourney", "olist"})
@@ -111,6 +113,7 @@ __all__ = [
     "MappingError",
     "MissingColumnError",
     "MissingFileError",
+    "RECORD_LOADERS",
     "Row",
     "SegmentMessageError",
     "get_loader",

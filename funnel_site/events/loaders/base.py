@@ -19,11 +19,12 @@ import csv
 import gzip
 import io
 import json
+import os
 import re
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 try:  # orjson is in requirements.txt; fall back to the standard library.
     import orjson as _orjson
@@ -87,6 +88,47 @@ class MappingError(LoaderError):
 # --------------------------------------------------------------------------- text
 
 
+class Span(NamedTuple):
+    """A byte range of a file that starts at a record boundary: ``[start, end)``, and the
+    physical line number its first byte is on (see ``loaders.shards``)."""
+
+    start: int
+    end: int
+    first_line: int
+
+
+class _RangeReader(io.RawIOBase):
+    """The bytes ``[start, end)`` of a file, as a raw stream (end of file at ``end``)."""
+
+    def __init__(self, path: Path | str, start: int, end: int):
+        super().__init__()
+        self._fd = os.open(path, os.O_RDONLY)
+        self._pos = start
+        self._end = end
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        size = min(len(buffer), self._end - self._pos)
+        if size <= 0:
+            return 0
+        data = os.pread(self._fd, size, self._pos)
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._fd)
+        super().close()
+
+
+def open_span(path: Path | str, span: Span) -> IO[bytes]:
+    """Open the byte range ``span`` of an uncompressed file for reading."""
+    return io.BufferedReader(_RangeReader(path, span.start, span.end), buffer_size=1 << 20)
+
+
 class _OwnedGzip(gzip.GzipFile):
     """A GzipFile that closes the underlying file object it was given."""
 
@@ -133,15 +175,16 @@ class LineSource:
     ``take_bad()``. A UTF-8 BOM at the start is dropped.
     """
 
-    __slots__ = ("_fh", "bad_line", "lineno")
+    __slots__ = ("_fh", "_first_line", "bad_line", "lineno")
 
-    def __init__(self, fh: IO[bytes]):
+    def __init__(self, fh: IO[bytes], first_line: int = 1):
         self._fh = fh
-        self.lineno = 0
+        self._first_line = first_line
+        self.lineno = first_line - 1
         self.bad_line = 0
 
     def __iter__(self) -> Iterator[str]:
-        for lineno, raw in enumerate(self._fh, 1):
+        for lineno, raw in enumerate(self._fh, self._first_line):
             self.lineno = lineno
             if lineno == 1 and raw.startswith(_BOM):
                 raw = raw[3:]
@@ -157,9 +200,9 @@ class LineSource:
         return bad
 
 
-def iter_binary_lines(fh: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+def iter_binary_lines(fh: IO[bytes], first_line: int = 1) -> Iterator[tuple[int, bytes]]:
     """``(line_number, raw_line)`` for every physical line, the BOM of line 1 dropped."""
-    for lineno, raw in enumerate(fh, 1):
+    for lineno, raw in enumerate(fh, first_line):
         if lineno == 1 and raw.startswith(_BOM):
             raw = raw[3:]
         yield lineno, raw
@@ -171,14 +214,16 @@ class CsvSource:
     ``header`` is the first non-blank record (stripped names); ``records()`` then yields
     ``(line_number, fields, error)`` where ``error`` reports a line that is not UTF-8 or a
     record the csv module refused (e.g. a field over the size limit). Blank lines are
-    skipped. Constant memory.
+    skipped. Constant memory. ``first_line`` is the line number of the first byte of ``fh``
+    (a byte range of a file that starts further down, see ``open_span``).
     """
 
-    def __init__(self, fh: IO[bytes], *, delimiter: str = ",", has_header: bool = True):
+    def __init__(self, fh: IO[bytes], *, delimiter: str = ",", has_header: bool = True, first_line: int = 1):
         self._fh = fh
-        self._lines = LineSource(fh)
+        self._lines = LineSource(fh, first_line)
         self._reader = csv.reader(iter(self._lines), delimiter=delimiter)
-        self._last = 0  # physical line where the previous record ended
+        self._base = first_line - 1  # csv.reader counts lines from 1 in its own stream
+        self._last = self._base  # physical line where the previous record ended
         self.header: list[str] | None = None
         self.header_line = 0
         self._pending: tuple[int, list[str], str | None] | None = None
@@ -200,10 +245,10 @@ class CsvSource:
             except StopIteration:
                 return None
             except csv.Error as exc:
-                self._last = reader.line_num
+                self._last = self._base + reader.line_num
                 self._lines.take_bad()
                 return start, [], f"unreadable CSV record ({exc})"
-            self._last = reader.line_num
+            self._last = self._base + reader.line_num
             bad = self._lines.take_bad()
             if not fields:
                 if bad:  # a blank-looking line that was not UTF-8

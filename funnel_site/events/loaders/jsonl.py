@@ -15,11 +15,13 @@ from .base import (
     CANONICAL_FIELDS,
     REQUIRED_FIELDS,
     Row,
+    Span,
     _JSONDecodeError,
     iter_binary_lines,
     json_error_reason,
     loads,
     open_binary,
+    open_span,
     parse_json_object,
     resolve_mapping,
 )
@@ -27,10 +29,12 @@ from .base import (
 FORMAT = "jsonl"
 
 
-def read(path: Path, *, mapping: dict[str, str] | None = None) -> Iterator[Row]:
+def read(path: Path, *, mapping: dict[str, str] | None = None, span: Span | None = None) -> Iterator[Row]:
+    """Stream the lines as items; ``span`` reads one byte range (see ``loaders.shards``)."""
     columns = resolve_mapping(mapping, CANONICAL_FIELDS, format_name=FORMAT)
-    fh = open_binary(path)
-    return _rows(fh, columns)
+    if span is not None:
+        return _rows(open_span(path, span), columns, span.first_line)
+    return _rows(open_binary(path), columns)
 
 
 def parse_line(raw: bytes | str) -> tuple[object, str | None]:
@@ -68,9 +72,9 @@ def object_to_item(obj: dict, columns: dict[str, str]) -> tuple[dict | None, str
     return item, None
 
 
-def _rows(fh, columns: dict[str, str]) -> Iterator[Row]:
+def _rows(fh, columns: dict[str, str], first_line: int = 1) -> Iterator[Row]:
     try:
-        for line, raw in iter_binary_lines(fh):
+        for line, raw in iter_binary_lines(fh, first_line):
             if not raw.strip():
                 continue
             obj, error = parse_line(raw)

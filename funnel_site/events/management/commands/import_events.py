@@ -1,18 +1,13 @@
-"""python manage.py import_events PATH --workspace SLUG [--format F] [--map field=column ...] [--json]"""
+"""python manage.py import_events PATH --workspace SLUG [--format F] [--map field=column ...] [--jobs N] [--json]"""
 
 from __future__ import annotations
 
-from collections import deque
 from pathlib import Path
 
 from django.core.management.base import CommandError
 
 from funnel_site.cli import ContractCommand
-from funnel_site.events.services import IngestResult, events_ingest_stream
-from funnel_site.events.stages import StageResolver
-
-BATCH = 10_000
-MAX_ERRORS_LISTED = 1000  # constant memory on a file of bad rows; the count stays exact
+from funnel_site.events.imports import BATCH, ImportFailed, events_import_file
 
 
 class Command(ContractCommand):
@@ -29,6 +24,9 @@ class Command(ContractCommand):
         parser.add_argument("--map", action="append", default=[], metavar="FIELD=COLUMN",
                             help="read a canonical field from a differently named column")
         parser.add_argument("--batch-size", type=int, default=BATCH)
+        parser.add_argument("--jobs", type=int, default=None, metavar="N",
+                            help="processes importing parts of a large CSV or JSONL file at once on PostgreSQL "
+                                 "(default: one per core when the file is large enough; 1: one process)")
 
     def handle(self, *args, **options) -> None:
         from funnel_site.events.loaders import LOADERS
@@ -41,6 +39,10 @@ class Command(ContractCommand):
         fmt = options["format"] or _guess_format(path)
         if fmt not in LOADERS:
             raise CommandError(f"--format {fmt!r} is unknown: use one of {', '.join(sorted(LOADERS))}")
+        if options["batch_size"] < 1:
+            raise CommandError("--batch-size must be at least 1")
+        if options["jobs"] is not None and options["jobs"] < 1:
+            raise CommandError("--jobs must be at least 1")
         mapping = {}
         for pair in options["map"]:
             field, sep, column = pair.partition("=")
@@ -48,79 +50,24 @@ class Command(ContractCommand):
                 raise CommandError(f"--map {pair!r} must be FIELD=COLUMN, e.g. contact_id=user_id")
             mapping[field.strip()] = column.strip()
 
-        total = IngestResult()
-        errors: list[dict] = []
-        resolver = StageResolver.for_workspace(workspace.id)
-        size = options["batch_size"]
-        read = 0
-        # Rows the loader rejects, per batch, listed before that batch's own rejections: batches are
-        # stored while the next ones are read, so their results come back later than the reading.
-        loader_errors: deque[tuple[int, list[dict]]] = deque()
         bar = self.progress(total=None, unit="row", desc=f"import {path.name}")
-
-        def note(result: IngestResult | None, rows_in_batch: int) -> None:
-            rejected_by_loader, listed = loader_errors.popleft()
-            total.rejected += rejected_by_loader
-            for e in listed:
-                if len(errors) < MAX_ERRORS_LISTED:
-                    errors.append(e)
-            if result is not None:
-                total.add(IngestResult(received=0, imported=result.imported, duplicates=result.duplicates,
-                                       rejected=result.rejected, identified=result.identified))
-                for e in result.errors:
-                    if len(errors) < MAX_ERRORS_LISTED:
-                        errors.append({"line": e["position"], "error": e["error"]})
-            bar.update(rows_in_batch)
-
-        def batches(rows):
-            nonlocal read
-            batch: list[tuple[int, object]] = []
-            rejected, listed = 0, []
-            for line, item, error in rows:
-                read += 1
-                if error is not None:
-                    rejected += 1
-                    if len(listed) < MAX_ERRORS_LISTED:
-                        listed.append({"line": line, "error": error})
-                    continue
-                batch.append((line, item))
-                if len(batch) >= size:
-                    loader_errors.append((rejected, listed))
-                    yield batch
-                    batch, rejected, listed = [], 0, []
-            loader_errors.append((rejected, listed))
-            if batch:
-                yield batch
-
         try:
-            rows = LOADERS[fmt](path, mapping=mapping or None)
-            for result in events_ingest_stream(workspace=workspace, batches=batches(rows), resolver=resolver):
-                note(result, result.received)
-            if loader_errors:  # rejected rows after the last batch
-                note(None, 0)
-        except LoaderError as exc:
+            summary = events_import_file(
+                workspace=workspace, path=path, fmt=fmt, mapping=mapping or None,
+                batch_size=options["batch_size"], jobs=options["jobs"], progress=bar.update,
+            )
+        except (LoaderError, ImportFailed) as exc:
             raise CommandError(str(exc)) from None
         except OSError as exc:
             raise CommandError(f"cannot read {path}: {exc.strerror or exc}") from None
         finally:
             bar.close()
-        summary = {
-            "read": read,
-            "imported": total.imported,
-            "duplicates": total.duplicates,
-            "rejected": total.rejected,
-            "errors": errors,
-        }
-        if total.identified:
-            summary["identified"] = total.identified
-        if total.rejected > len(errors):
-            summary["errors_not_listed"] = total.rejected - len(errors)
         self.emit(
             options,
-            summary,
-            f"{path.name}: read {read}, imported {total.imported}, duplicates {total.duplicates}, "
-            f"rejected {total.rejected}"
-            + "".join(f"\n  line {e['line']}: {e['error']}" for e in errors[:20]),
+            summary.as_dict(),
+            f"{path.name}: read {summary.read}, imported {summary.imported}, duplicates {summary.duplicates}, "
+            f"rejected {summary.rejected}"
+            + "".join(f"\n  line {e['line']}: {e['error']}" for e in summary.errors[:20]),
         )
 
 

@@ -1,0 +1,117 @@
+"""Scoring in shards on a real worker process: `score_model_version` splits the eligible contacts into
+contact-id ranges and runs a chord of `score_shard` then `score_finish` on the `scoring` queue.
+
+The split is decided where `score_model_version` runs, from `PREDICTION_SCORE_SHARD_SIZE`. The session
+worker may already be running (started by an earlier test with the default of 50,000), so the test
+runs `score_model_version` itself with a small shard size: the shards and the chord's callback run
+in the worker, which stores and prunes every score.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from funnel_site.events.models import Contact
+from predictions.frames import unix_to_datetime, workspace_frame
+from predictions.models import ContactScore
+from predictions.scoring import eligibles, model_version_score
+from predictions.tasks import score_model_version
+from tests.predictions.conftest import START
+
+pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+SHARD_SIZE = 60
+
+
+def ingest(workspace, *, first_contact: int, contacts: int, seed: int) -> None:
+    """Synthetic contacts `first_contact ..` through the product's ingestion service."""
+    from funnel_site.events.services import events_ingest
+    from funnel_site.events.synthetic import generate
+
+    items = list(generate(contacts=contacts, seed=seed, start=START, days=60, first_contact=first_contact))
+    assert events_ingest(workspace=workspace, items=list(enumerate(items))).rejected == 0
+
+
+def snapshot(queryset) -> dict:
+    return {row.pk: (row.contact_id, row.probability, row.as_of, row.scored_at)
+            for row in queryset.order_by("pk")}
+
+
+def test_sharded_scoring_on_the_worker_equals_unsharded_scoring(
+    celery_worker_process, workspace_with_key, other_workspace_with_key, make_version, settings
+):
+    acme, globex = workspace_with_key[0], other_workspace_with_key[0]
+    # Interleaved contact ids: acme's shard ranges span globex's contacts, which must stay out.
+    ingest(acme, first_contact=0, contacts=150, seed=3)
+    ingest(globex, first_contact=0, contacts=150, seed=5)
+    ingest(acme, first_contact=150, contacts=150, seed=3)
+    version = make_version(acme)
+    older = make_version(acme, active=False)  # another version of acme: its scores are not this run's
+    theirs = make_version(globex)
+
+    frame = workspace_frame(workspace_id=acme.pk)
+    as_of = frame.end_ts
+    eligible = eligibles(version, frame, as_of)
+    acme_contacts = set(Contact.objects.filter(workspace=acme).values_list("pk", flat=True))
+    globex_contacts = set(Contact.objects.filter(workspace=globex).values_list("pk", flat=True))
+    assert min(globex_contacts) < max(eligible) and max(globex_contacts) > min(eligible)
+    ineligible = sorted(acme_contacts - set(eligible.tolist()))
+    assert ineligible, "the data must hold contacts with no activity in the lookback"
+    shards = math.ceil(len(eligible) / SHARD_SIZE)
+    assert shards >= 3, len(eligible)
+
+    # Scores of an earlier run: one of a contact no longer eligible (pruned), one of an eligible
+    # contact (replaced); scores of another version of acme and of globex's model (left alone).
+    earlier = unix_to_datetime(as_of) - timedelta(days=1)
+    gone = ContactScore.objects.create(workspace=acme, model_version=version, contact_id=ineligible[0],
+                                       target="purchase", probability=0.5, as_of=earlier)
+    replaced = ContactScore.objects.create(workspace=acme, model_version=version, contact_id=int(eligible[0]),
+                                           target="purchase", probability=0.0, as_of=earlier)
+    ContactScore.objects.create(workspace=acme, model_version=older, contact_id=ineligible[0],
+                                target="purchase", probability=0.25, as_of=earlier)
+    for contact_id in sorted(globex_contacts)[:20]:
+        ContactScore.objects.create(workspace=globex, model_version=theirs, contact_id=contact_id,
+                                    target="purchase", probability=0.75, as_of=earlier)
+    others_before = snapshot(ContactScore.objects.exclude(model_version=version))
+
+    settings.PREDICTION_SCORE_SHARD_SIZE = SHARD_SIZE
+    started = time.monotonic()
+    assert score_model_version(version.pk) == {"scored": None, "shards": shards}
+
+    # The chord's callback prunes last: once the earlier run's stale score is gone, every shard stored.
+    deadline = time.monotonic() + 180
+    while ContactScore.objects.filter(pk=gone.pk).exists():
+        assert time.monotonic() < deadline, (
+            f"the chord did not finish: {ContactScore.objects.filter(model_version=version).count()} of "
+            f"{len(eligible)} scores stored"
+        )
+        time.sleep(0.5)
+    elapsed = time.monotonic() - started
+
+    rows = list(ContactScore.objects.filter(model_version=version).select_related("contact"))
+    contacts = [row.contact_id for row in rows]
+    assert len(contacts) == len(set(contacts)) == len(eligible), "exactly one score per eligible contact"
+    assert set(contacts) == set(eligible.tolist())
+    assert all(row.as_of == unix_to_datetime(as_of) for row in rows), "every score is of this run"
+    assert all(row.workspace_id == acme.pk and row.contact.workspace_id == acme.pk for row in rows)
+    assert len({row.scored_at for row in rows}) == shards, "each shard stored its own part"
+    replaced.refresh_from_db()
+    assert replaced.as_of == unix_to_datetime(as_of) and replaced.scored_at > earlier
+
+    # The same model and cut-off scored in one piece in this process gives the same probabilities.
+    reference = model_version_score(version=version, as_of=as_of)
+    expected = dict(zip(reference.contacts.tolist(), reference.probabilities.tolist(), strict=True))
+    assert set(expected) == set(contacts)
+    got = np.array([row.probability for row in rows])
+    want = np.array([expected[row.contact_id] for row in rows])
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+
+    # Nothing else was touched: the other version of acme, globex's model and contacts.
+    assert snapshot(ContactScore.objects.exclude(model_version=version)) == others_before
+    assert not ContactScore.objects.filter(contact__workspace=globex).exclude(model_version=theirs).exists()
+    print(f"{len(eligible)} contacts in {shards} shards scored and pruned by the worker in {elapsed:.1f}s")

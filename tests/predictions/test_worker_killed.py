@@ -1,0 +1,257 @@
+"""A training whose worker is SIGKILLed, on real worker processes of the test's own.
+
+Two ways a worker dies, two recoveries the product relies on:
+
+- the prefork pool process running the training is killed: the worker's main process sees it lost,
+  the message (`acks_late`, `reject_on_worker_lost`) goes back to the queue, and a fresh pool process
+  takes the dead run over (`_claim`: the runner's process is gone) and trains it to the end;
+- the whole worker (main and pool process) is killed: nothing gives the message back in time (the
+  filesystem broker has already removed it; Redis restores unacknowledged messages only after its
+  visibility timeout, an hour), so the reaper fails the silent run with the reason; a late delivery of
+  it is a no-op, and a fresh worker trains the target again.
+
+The workers consume a queue private to this test (the training task routed to it): the session
+worker of other tests consumes `training` and must not take these jobs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from predictions import services
+from predictions.frames import workspace_frame
+from predictions.models import ContactScore, ModelVersion
+from predictions.scoring import eligibles
+from predictions.services import model_version_queue
+from predictions.tasks import reap_stale_trainings, train_model_version
+from tests.conftest import ROOT, subprocess_env
+from tests.predictions.conftest import TINY, ingest_synthetic, wait_for
+
+pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+# Runs for 12 s whatever the machine (epochs without end, stopped by the time limit), so there is a
+# run to kill, and a takeover that still ends soon.
+SLOW = {**TINY, "epochs": 1000, "patience": 1000, "batch_size": 16, "time_limit_seconds": 12}
+STALE_SECONDS = 6  # the reaper's threshold here: above the 5 s heartbeat interval
+FINISHED = set(ModelVersion.FINISHED)
+
+
+class Worker:
+    """`celery worker` with one prefork pool process, in a process group of its own (so it can be
+    killed whole without killing pytest)."""
+
+    def __init__(self, queues: str, log: Path) -> None:
+        env = subprocess_env()
+        env.update(TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1", OMP_NUM_THREADS="1")
+        self.log = log
+        with open(log, "w") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "funnel_site", "worker", "-Q", queues, "--pool", "prefork",
+                 "--concurrency", "1", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+                 "--without-heartbeat", "-n", f"{log.stem}-{os.getpid()}@%h"],
+                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+
+    def children(self) -> set[int]:
+        """Pids of the worker's pool processes."""
+        found = set()
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                if int(stat.rsplit(")", 1)[1].split()[1]) == self.proc.pid:
+                    found.add(int(entry.name))
+        return found
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+    def kill(self) -> None:
+        """SIGKILL to the whole process group: the main process and its pool process."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill()
+
+
+def process_gone(pid: int) -> bool:
+    """True when the process no longer runs (gone, or a zombie nobody has reaped yet)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in {"Z", "X"}
+
+
+def running_with_heartbeat(version: ModelVersion, worker: Worker, timeout: float = 150) -> ModelVersion:
+    """Wait until the version runs, trains (an epoch reported) and its heartbeat has moved."""
+    deadline = time.monotonic() + timeout
+    while True:
+        version.refresh_from_db()
+        if (version.status == "running" and version.progress.get("epoch")
+                and version.heartbeat_at > version.started_at):
+            return version
+        assert version.status in {"queued", "running"}, (version.status, version.failure_reason)
+        assert time.monotonic() < deadline and worker.proc.poll() is None, (
+            f"model {version.pk} is {version.status} {version.progress}:\n{worker.tail()}"
+        )
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def private_queue(monkeypatch):
+    """Route trainings queued by `model_version_queue` to a queue only this test's workers consume."""
+    name = f"training-killtest-{os.getpid()}"
+
+    def send(version):
+        train_model_version.apply_async(args=[version.pk], task_id=version.celery_task_id, queue=name)
+
+    monkeypatch.setattr(services, "_send_training", send)
+    return name
+
+
+@pytest.fixture
+def workers(tmp_path):
+    started: list[Worker] = []
+
+    def start(queues: str, name: str) -> Worker:
+        started.append(Worker(queues, tmp_path / f"{name}.log"))
+        return started[-1]
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def clean_artifacts(workspace_with_key, settings) -> Path:
+    """The workspace's artifact folder, emptied (ids restart in a new test database)."""
+    import shutil
+
+    folder = settings.MODEL_ARTIFACT_DIR / str(workspace_with_key[0].pk)
+    shutil.rmtree(folder, ignore_errors=True)
+    return folder
+
+
+def assert_scored_once(version: ModelVersion, worker: Worker, timeout: float = 120) -> None:
+    """The activation's scoring run: one score per eligible contact, of this version only."""
+    frame = workspace_frame(workspace_id=version.workspace_id)
+    eligible = set(eligibles(version, frame, frame.end_ts).tolist())
+    deadline = time.monotonic() + timeout
+    while not ContactScore.objects.filter(model_version=version).exists():
+        assert time.monotonic() < deadline, f"no scores of model {version.pk}:\n{worker.tail()}"
+        time.sleep(0.5)
+    contacts = list(ContactScore.objects.filter(workspace_id=version.workspace_id).values_list("contact_id", flat=True))
+    assert len(contacts) == len(eligible) and set(contacts) == eligible
+    assert not ContactScore.objects.exclude(model_version=version).exists()
+
+
+def test_killed_pool_process_the_message_comes_back_and_the_run_is_taken_over(
+    workspace_with_key, private_queue, workers, clean_artifacts
+):
+    workspace = workspace_with_key[0]
+    ingest_synthetic(workspace)
+    worker = workers(f"{private_queue},scoring", "worker")
+    version = model_version_queue(workspace=workspace, target="purchase", overrides=SLOW)
+    running_with_heartbeat(version, worker)
+    first_runner, first_started = version.runner, version.started_at
+    pid = int(first_runner.rpartition(":")[2])
+    assert pid in worker.children(), "the training runs in the worker's pool process"
+
+    os.kill(pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    seen: list[str] = []
+    wait_for(version, FINISHED, timeout=150, seen=seen)
+    assert version.status == "succeeded", (version.failure_reason, worker.tail())
+    assert seen == ["running", "succeeded"], seen  # never failed, never queued again
+    assert version.attempts == 2, "the second delivery took the run over"
+    assert version.runner != first_runner and int(version.runner.rpartition(":")[2]) in worker.children()
+    assert version.started_at > first_started and version.progress["phase"] == "done"
+    assert worker.proc.poll() is None, "the worker's main process lived on"
+    assert "model_version_taken_over" in worker.tail()
+    print(f"taken over and trained {time.monotonic() - killed_at:.1f}s after the kill")
+
+    # one version, one artifact (no half-written temp folder of the killed run), one active model
+    assert list(ModelVersion.objects.filter(workspace=workspace).values_list("pk", flat=True)) == [version.pk]
+    assert version.is_active
+    assert sorted(p.name for p in clean_artifacts.iterdir()) == [str(version.pk)]
+    assert (clean_artifacts / str(version.pk) / "manifest.json").exists()
+    assert version.artifact_path == str(clean_artifacts / str(version.pk))
+    assert_scored_once(version, worker)
+
+
+def test_killed_worker_the_run_is_reaped_then_a_fresh_worker_trains_again(
+    workspace_with_key, private_queue, workers, clean_artifacts, settings
+):
+    workspace = workspace_with_key[0]
+    ingest_synthetic(workspace)
+    first_worker = workers(private_queue, "first")
+    version = model_version_queue(workspace=workspace, target="purchase", overrides=SLOW)
+    running_with_heartbeat(version, first_worker)
+    pid = int(version.runner.rpartition(":")[2])
+    assert pid in first_worker.children()
+
+    settings.PREDICTION_STALE_SECONDS = STALE_SECONDS
+    assert reap_stale_trainings.apply().get() == 0, "a run with a fresh heartbeat is left alone"
+
+    first_worker.kill()
+    deadline = time.monotonic() + 10
+    while not process_gone(pid):
+        assert time.monotonic() < deadline, "the pool process survived its worker's SIGKILL"
+        time.sleep(0.1)
+    version.refresh_from_db()
+    last_beat = version.heartbeat_at
+    assert version.status == "running"
+
+    # silent from now on: once the last heartbeat is older than the threshold, the reaper fails it
+    while (timezone.now() - last_beat).total_seconds() <= STALE_SECONDS + 0.5:
+        time.sleep(0.25)
+    version.refresh_from_db()
+    assert version.heartbeat_at == last_beat and version.status == "running"
+    assert reap_stale_trainings.apply().get() == 1
+    version.refresh_from_db()
+    assert version.status == "failed" and version.finished_at is not None
+    assert version.failure_reason == (
+        f"no heartbeat from the worker for over {STALE_SECONDS}s: it was stopped or killed"
+    )
+    assert not version.artifact_path and not (clean_artifacts / str(version.pk) / "manifest.json").exists()
+    assert reap_stale_trainings.apply().get() == 0
+
+    # a fresh worker: the dead run's message, should it come back, changes nothing
+    fresh = workers(f"{private_queue},scoring", "fresh")
+    assert train_model_version.apply_async(args=[version.pk], queue=private_queue).get(timeout=120) == "skipped"
+    version.refresh_from_db()
+    assert version.status == "failed" and version.attempts == 1
+
+    # the failed run no longer blocks its target: a new training runs to the end on the fresh worker
+    again = model_version_queue(workspace=workspace, target="purchase", overrides=TINY)
+    wait_for(again, FINISHED, timeout=150)
+    assert again.status == "succeeded", (again.failure_reason, fresh.tail())
+    assert again.attempts == 1 and again.is_active
+    rows = dict(ModelVersion.objects.filter(workspace=workspace).values_list("pk", "status"))
+    assert rows == {version.pk: "failed", again.pk: "succeeded"}
+    assert list(ModelVersion.objects.filter(workspace=workspace, is_active=True).values_list("pk", flat=True)) == [
+        again.pk
+    ]
+    assert sorted(p.name for p in clean_artifacts.iterdir()) == [str(again.pk)]
+    assert_scored_once(again, fresh)
