@@ -16,7 +16,9 @@ worker of other tests consumes `training` and must not take these jobs.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -78,19 +80,15 @@ class Worker:
 
     def kill(self) -> None:
         """SIGKILL to the whole process group: the main process and its pool process."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.proc.wait(timeout=30)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                pass
         self.kill()
 
 
@@ -146,8 +144,6 @@ def workers(tmp_path):
 @pytest.fixture
 def clean_artifacts(workspace_with_key, settings) -> Path:
     """The workspace's artifact folder, emptied (ids restart in a new test database)."""
-    import shutil
-
     folder = settings.MODEL_ARTIFACT_DIR / str(workspace_with_key[0].pk)
     shutil.rmtree(folder, ignore_errors=True)
     return folder
@@ -188,7 +184,7 @@ def test_killed_pool_process_the_message_comes_back_and_the_run_is_taken_over(
     assert version.runner != first_runner and int(version.runner.rpartition(":")[2]) in worker.children()
     assert version.started_at > first_started and version.progress["phase"] == "done"
     assert worker.proc.poll() is None, "the worker's main process lived on"
-    assert "model_version_taken_over" in worker.tail()
+    assert "model_version_taken_over" in worker.log.read_text(errors="replace")
     print(f"taken over and trained {time.monotonic() - killed_at:.1f}s after the kill")
 
     # one version, one artifact (no half-written temp folder of the killed run), one active model
