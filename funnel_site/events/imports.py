@@ -1,7 +1,7 @@
 """File import: a loader's rows, in batches, through the one ingestion service; large plain files in
 several processes at once.
 
-`events_import_file` is what ``manage.py import_events`` runs. A large uncompressed canonical CSV or
+`events_import_file` is what ``manage.py import_events`` runs. A large uncompressed canonical CSV, Taobao or
 JSON-lines file on PostgreSQL is cut into byte ranges that start on record boundaries
 (``loaders.shards``), and each range is imported by a forked process of its own, with its own
 database connection: parsing and validating rows is Python work bound to one core per process,
@@ -37,7 +37,7 @@ log = structlog.get_logger(__name__)
 BATCH = 10_000
 MAX_ERRORS_LISTED = 1000  # constant memory on a file of bad rows; the count stays exact
 #: Formats whose files can be cut into byte ranges (one record per line, or CSV quoting).
-SPLITTABLE = {"csv": True, "jsonl": False}  # format -> records may span lines inside quotes
+SPLITTABLE = {"csv": True, "taobao": True, "jsonl": False}  # format -> records may span lines in quotes
 
 Progress = Callable[[int], None]
 

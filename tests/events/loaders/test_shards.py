@@ -90,3 +90,17 @@ def test_any_text_splits_into_pieces_that_read_as_the_whole(tmp_path, text, part
     if spans is None:
         return
     assert [row for span in spans for row in csv_records(path, span)] == csv_records(path)
+
+
+def test_taobao_spans_read_as_the_whole_file_with_or_without_a_header(tmp_path):
+    from funnel_site.events.loaders import taobao
+
+    rows = [f"{1 + i % 17},{100 + i},{7 + i % 3},{'pv' if i % 4 else 'buy'},{1511600000 + i}" for i in range(400)]
+    rows[33] = "5,1,2,pv,not-a-time"
+    for header in ("", "user_id,item_id,category_id,behavior_type,timestamp\n"):
+        path = tmp_path / "UserBehavior.csv"
+        path.write_text(header + "\n".join(rows) + "\n")
+        whole = list(taobao.read(path))
+        spans = shards.split(path, 3)
+        assert spans is not None and len(spans) == 3
+        assert [row for span in spans for row in taobao.read(path, span=span)] == whole
