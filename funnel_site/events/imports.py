@@ -70,7 +70,7 @@ class ImportSummary:
     def as_dict(self) -> dict:
         """The JSON summary of the public contract."""
         summary = {"read": self.read, "imported": self.imported, "duplicates": self.duplicates,
-                   "rejected": self.rejected, "errors": self.errors}
+                   "rejected": self.rejected, "errors": self.errors, "processes": self.processes}
         if self.identified:
             summary["identified"] = self.identified
         if self.rejected > len(self.errors):

@@ -8,7 +8,7 @@ Environment variables (every one optional):
   MODEL_ARTIFACT_DIR  default <VAR_DIR>/models
   SECRET_KEY, DEBUG, ALLOWED_HOSTS (comma separated), LOG_FORMAT (json|console), LOG_LEVEL
   INGEST_MAX_BODY_BYTES (default 32 MiB), INGEST_MAX_BATCH (default 10000)
-  IMPORT_MIN_SHARD_BYTES (default 16 MiB), IMPORT_MAX_JOBS (default 8): parallel file import
+  IMPORT_MIN_SHARD_BYTES (default 4 MiB), IMPORT_MAX_JOBS (default 8): parallel file import
   FUNNEL_QUERY_TIMEOUT_SECONDS (default 60), FUNNEL_CACHE_SECONDS (funnel results, default 600),
   FUNNEL_COLUMN_LOAD_TIMEOUT_SECONDS (a process's first load of a workspace's events, default 600)
   PREDICTION_TRAIN_TIME_LIMIT (s, default 3600), PREDICTION_AUTO_ACTIVATE (default false: activate a new
@@ -134,7 +134,7 @@ INGEST_MAX_BATCH = int(os.environ.get("INGEST_MAX_BATCH", "10000"))
 INGEST_MAX_FUTURE_SECONDS = 24 * 3600
 # import_events: a file of at least two parts this large is imported by up to IMPORT_MAX_JOBS
 # processes at once (one per core by default), see funnel_site/events/imports.py.
-IMPORT_MIN_SHARD_BYTES = int(os.environ.get("IMPORT_MIN_SHARD_BYTES", str(16 * 1024 * 1024)))
+IMPORT_MIN_SHARD_BYTES = int(os.environ.get("IMPORT_MIN_SHARD_BYTES", str(4 * 1024 * 1024)))
 IMPORT_MAX_JOBS = int(os.environ.get("IMPORT_MAX_JOBS", "8"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BODY_BYTES
 
