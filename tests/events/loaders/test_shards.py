@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from unittest import mock
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -80,13 +81,16 @@ def test_files_not_worth_or_not_safe_to_split(tmp_path):
 @given(
     text=st.text(alphabet='ab ,"\n\r', max_size=300),
     parts=st.integers(min_value=2, max_value=9),
+    block=st.sampled_from([1, 3, 7, 64, 1 << 22]),
 )
-def test_any_text_splits_into_pieces_that_read_as_the_whole(tmp_path, text, parts):
-    """Property: whatever the quoting, either the file is not split or the spans' records (fields,
-    errors and line numbers) are exactly those of reading the whole file."""
+def test_any_text_splits_into_pieces_that_read_as_the_whole(tmp_path, text, parts, block):
+    """Property: whatever the quoting, and however the scan's reads cut the file into blocks, either
+    the file is not split or the spans' records (fields, errors and line numbers) are exactly those
+    of reading the whole file."""
     path = tmp_path / "any.csv"
     path.write_bytes(text.encode())
-    spans = shards.split(path, parts)
+    with mock.patch.object(shards, "_BLOCK", block):
+        spans = shards.split(path, parts)
     if spans is None:
         return
     assert [row for span in spans for row in csv_records(path, span)] == csv_records(path)
