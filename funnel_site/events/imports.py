@@ -229,6 +229,7 @@ def _import_parallel(*, workspace: Workspace, path: Path, read, mapping, spans: 
 
 def _import_span(messages, part: int, workspace: Workspace, path: Path, read, mapping, span, batch_size: int) -> None:
     """The body of a forked import process: import one span, report progress and the summary."""
+    _forget_inherited_connections()
     try:
         rows = read(path, mapping=mapping, span=span)
         summary = _import_rows(workspace=workspace, rows=rows, batch_size=batch_size,
@@ -238,3 +239,20 @@ def _import_span(messages, part: int, workspace: Workspace, path: Path, read, ma
         messages.put(("failed", part, f"{exc.__class__.__name__}: {exc}"))
     finally:
         connections.close_all()
+
+
+_INHERITED: list = []
+
+
+def _forget_inherited_connections() -> None:
+    """In a forked process: drop, never close, the database connections inherited from the parent.
+
+    The parent closes its connections before forking, but only those its current context sees (a
+    thread that ran an asyncio loop keeps others); the child sees the plain thread-local ones, which
+    may hold a connection of the parent's: using it would interleave two processes on one socket,
+    closing it would end the parent's session. So the child forgets them and opens its own; the
+    forgotten wrappers stay referenced until the process exits, so no finalizer closes them either.
+    """
+    for alias in connections:
+        _INHERITED.append(connections[alias])
+        del connections[alias]

@@ -33,7 +33,7 @@ timestamps = st.one_of(
     st.integers(min_value=0, max_value=2_000_000_000).map(str),
 )
 values = st.one_of(st.just(""), st.sampled_from(["12.5", "0", "-3", "1_000", "nan", "inf", "abc", "1e400", "7"]))
-objects = st.one_of(st.none(), st.just({}), st.dictionaries(st.sampled_from(["a", "b"]), st.integers(), max_size=2))
+objects = st.one_of(st.none(), st.just({}), st.dictionaries(st.sampled_from(["a", "b"]), st.integers(-(2**63), 2**63 - 1), max_size=2))
 
 
 @settings(max_examples=2000, deadline=None)
