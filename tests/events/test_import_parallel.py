@@ -164,13 +164,14 @@ def test_parts_never_use_a_connection_the_parent_could_not_close(tmp_path, setti
     connection.ensure_connection()  # the plain thread-local connection, open
     path = tmp_path / "events.csv"
     _tricky_csv(path, contacts=20, per_contact=10)
+    previous = asyncio._get_running_loop()  # a sync Playwright session's, when browser tests ran before
     loop = asyncio.new_event_loop()
     asyncio._set_running_loop(loop)  # what a sync Playwright session leaves behind in this thread
     try:
         summary = events_import_file(workspace=workspace, path=path, fmt="csv", jobs=4, batch_size=13)
     finally:
-        asyncio._set_running_loop(None)
         connection.close()
+        asyncio._set_running_loop(previous)
         loop.close()
     assert summary.processes == 4
     assert (summary.imported, summary.rejected) == (200, 6)
