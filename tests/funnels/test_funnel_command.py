@@ -59,6 +59,44 @@ def test_every_option_of_the_contract(shop):
     assert data["steps"][0]["event"] == "stage:interest"
 
 
+def test_optional_steps_and_property_filters(workspace_with_key):
+    workspace = workspace_with_key[0]
+    ingest(workspace, [
+        ("a", 0, "pv"), ("a", 10, "cart", {"properties": {"plan": "pro", "price": 30}}), ("a", 20, "buy"),
+        ("b", 0, "pv"), ("b", 20, "buy"),  # skips the cart: counted only when the cart is optional
+        ("c", 0, "pv"), ("c", 10, "cart", {"properties": {"plan": "free", "price": 5}}), ("c", 20, "buy"),
+        ("d", 0, "pv"), ("d", 10, "cart", {"properties": {"plan": "team", "price": 50, "tags": "sale,new"}}),
+    ])
+    assert [s["count"] for s in funnel("--steps", "pv,cart,buy")["steps"]] == [4, 3, 2]
+    assert [s["count"] for s in funnel("--steps", "pv,cart,buy", "--optional", "2")["steps"]][2] == 3
+    assert [s["count"] for s in funnel("--steps", "pv,cart,buy", "--where", "2:plan=pro")["steps"]] == [4, 1, 1]
+    assert [s["count"] for s in funnel("--steps", "pv,cart", "--where", "2:plan=pro|team")["steps"]] == [4, 2]
+    assert [s["count"] for s in funnel("--steps", "pv,cart", "--where", "2:price>20")["steps"]] == [4, 2]
+    assert [s["count"] for s in funnel("--steps", "pv,cart", "--where", "2:price<20")["steps"]] == [4, 1]
+    assert [s["count"] for s in funnel("--steps", "pv,cart", "--where", "2:tags~sale")["steps"]] == [4, 1]
+    both = funnel("--steps", "pv,cart,buy", "--where", "2:price>20", "--where", "2:plan=pro")
+    assert [s["count"] for s in both["steps"]] == [4, 1, 1]
+    either = funnel("--steps", "pv|view,cart,buy", "--optional", "2", "--where", "2:plan=pro")
+    assert [s["count"] for s in either["steps"]][0] == 4
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--optional", "1"], "--optional (step 1)"),
+        (["--optional", "7"], "--optional: step 7 does not exist"),
+        (["--optional", "two"], "--optional: 'two' is not a step number"),
+        (["--where", "plan=pro"], "--where 'plan=pro' must be STEP:KEY=VALUE"),
+        (["--where", "5:plan=pro"], "--where: step 5 does not exist"),
+        (["--where", "2:price>cheap"], "--where (step 2)"),
+    ],
+)
+def test_bad_optional_or_where_names_the_flag(shop, args, message):
+    with pytest.raises(CommandError) as caught:
+        call_command("funnel", "--workspace", "acme", "--steps", "pv,cart,buy", *args, "--json", stdout=StringIO())
+    assert str(caught.value).startswith(message), str(caught.value)
+
+
 def test_unknown_event_is_a_warning_not_an_error(shop):
     err = StringIO()
     out = StringIO()

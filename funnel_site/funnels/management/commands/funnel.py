@@ -1,10 +1,13 @@
 """python manage.py funnel --workspace SLUG --steps A,B,C [--window 14d] [--order sequential|strict|any]
-[--since ISO] [--until ISO] [--exclude EVENT:a-b ...] [--breakdown FIELD] [--count unique|totals] [--json]"""
+[--since ISO] [--until ISO] [--exclude EVENT:a-b ...] [--breakdown FIELD] [--count unique|totals]
+[--optional N,...] [--where STEP:KEY=VALUE ...] [--json]"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import orjson
 from django.core.management.base import CommandError
 
 from funnel_site.cli import ContractCommand
@@ -19,14 +22,72 @@ _FLAGS = {"steps": "--steps", "window": "--window", "order": "--order", "count":
 
 
 def flag_of(field: str) -> str:
-    """`steps[2].properties[0]` -> `--steps` (step 3)."""
+    """`steps[2]` -> `--steps (step 3)`, `steps[2].properties[0]` -> `--where (step 3)`."""
     base = field.split("[", 1)[0].split(".", 1)[0]
     flag = _FLAGS.get(base, base)
     if base in ("steps", "exclude", "exclusions") and "[" in field:
         index = int(field.split("[", 1)[1].split("]", 1)[0])
         noun = "step" if base == "steps" else "exclusion"
-        flag = f"{_FLAGS.get(base, '--exclude')} ({noun} {index + 1})"
+        if base == "steps" and ".properties" in field:
+            flag = "--where"
+        elif base == "steps" and field.endswith(".optional"):
+            flag = "--optional"
+        else:
+            flag = _FLAGS.get(base, "--exclude")
+        flag = f"{flag} ({noun} {index + 1})"
     return flag
+
+
+_WHERE = re.compile(r"^\s*(\d+)\s*:\s*([^=~<>]+?)\s*([=~<>])\s*(.*?)\s*$")
+_OPERATORS = {"=": "eq", "~": "contains", ">": "gt", "<": "lt"}
+
+
+def _value(text: str) -> Any:
+    """A number, true/false/null or a JSON string as such; anything else as the text itself."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
+
+
+def steps_with_options(steps: list[str], optional: str | None, where: list[str]) -> list[Any]:
+    """The `--steps` list with `--optional` and `--where` folded in (a step becomes an object when it
+    has either), in the funnel spec's shape; CommandError naming the flag for bad input."""
+    items: list[Any] = list(steps)
+    extra: dict[int, dict] = {}
+
+    def step_index(number: str, flag: str) -> int:
+        index = int(number) - 1
+        if not 0 <= index < len(steps):
+            raise CommandError(f"{flag}: step {number} does not exist (the funnel has {len(steps)} steps)")
+        return index
+
+    for part in (optional or "").split(","):
+        if part.strip():
+            if not part.strip().isdigit():
+                raise CommandError(f"--optional: {part.strip()!r} is not a step number (1 is the first step)")
+            extra.setdefault(step_index(part.strip(), "--optional"), {})["optional"] = True
+    for text in where:
+        match = _WHERE.match(text)
+        if match is None:
+            raise CommandError(
+                f"--where {text!r} must be STEP:KEY=VALUE (or ~ contains, > greater, < less; a|b for any of)"
+            )
+        number, key, sign, raw = match.groups()
+        operator = _OPERATORS[sign]
+        value: Any = _value(raw)
+        if operator == "eq" and "|" in raw:
+            operator, value = "in", [_value(part) for part in raw.split("|")]
+        elif operator == "contains":
+            value = raw
+        extra.setdefault(step_index(number, "--where"), {}).setdefault("properties", []).append(
+            {"key": key, "operator": operator, "value": value}
+        )
+    for index, options in extra.items():
+        step = steps[index]
+        matcher = {"events": step.split("|")} if "|" in step else {"event": step}
+        items[index] = {**matcher, **options}
+    return items
 
 
 class Command(ContractCommand):
@@ -47,11 +108,18 @@ class Command(ContractCommand):
         parser.add_argument("--trend", default="day", help="trend interval: day or week")
         parser.add_argument("--bins", help="time-to-convert histogram bins (default automatic)")
         parser.add_argument("--timeout", type=float, help="time limit in seconds (default FUNNEL_QUERY_TIMEOUT_SECONDS)")
+        parser.add_argument("--optional", metavar="N,...",
+                            help="step numbers (1 = first) that a contact may skip; middle steps of an ordered funnel")
+        parser.add_argument("--where", action="append", default=[], metavar="STEP:KEY=VALUE",
+                            help="a property filter on a step, repeatable: = equals (a|b any of), ~ contains, "
+                                 "> greater than, < less than; e.g. 3:plan=pro|team, 2:price>20")
 
     def handle(self, *args, **options) -> None:
         workspace = self.get_workspace(options["workspace"])
         query: dict[str, Any] = {
-            "steps": [part.strip() for part in options["steps"].split(",")],
+            "steps": steps_with_options(
+                [part.strip() for part in options["steps"].split(",")], options["optional"], options["where"]
+            ),
             "window": options["window"],
             "order": options["order"],
             "count": options["count"],
