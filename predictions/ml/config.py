@@ -59,6 +59,8 @@ class TrainConfig:
     channel_buckets: int = 16
     # Early stopping watches at most this many validation samples per epoch (time on big data).
     validation_monitor_max: int = 20_000
+    # below this many positives (or negatives) per half, validation is not halved (see selection_split)
+    min_report_class_count: int = 20
     calibration: str = "auto"
     # Below this many validation samples Platt scaling is used, isotonic at or above.
     isotonic_min_samples: int = 2_000

@@ -154,6 +154,26 @@ def _fit_network(
     return model, control
 
 
+def selection_split(labels: np.ndarray, rng: np.random.Generator, min_class_count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Validation positions split in two halves, stratified by label: ``(selection, report)``.
+
+    When either half would hold fewer than ``min_class_count`` positives or negatives (a tiny
+    validation set), both are the whole set: choosing and reporting on the same contacts beats
+    reporting on a handful (the counts say which happened).
+    """
+    positives, negatives = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
+    if min(len(positives), len(negatives)) < 2 * min_class_count:
+        everything = np.arange(len(labels))
+        return everything, everything
+    select, report = [], []
+    for members in (positives, negatives):
+        shuffled = rng.permutation(members)
+        half = len(shuffled) // 2
+        select.append(shuffled[:half])
+        report.append(shuffled[half:])
+    return np.sort(np.concatenate(select)), np.sort(np.concatenate(report))
+
+
 def train_model(
     frame: EventFrame,
     config: TrainConfig,
@@ -163,6 +183,9 @@ def train_model(
     should_cancel: Callable[[], bool] | None = None,
 ) -> TrainResult:
     """Train, evaluate against the baselines on the validation cut-off, and publish the artifact.
+
+    The validation contacts are halved: one half picks (early stopping, architecture, thresholds),
+    the other is what every reported figure is measured on.
 
     Raises NotEnoughData (too few positives/negatives), TrainingCancelled (``should_cancel`` said so).
     ``progress(epoch, metrics)`` is called after every epoch (epochs count across candidates).
@@ -205,7 +228,12 @@ def train_model(
     phase("baselines")
 
     rng = np.random.default_rng(config.seed)
-    monitor_index = np.sort(rng.permutation(len(validation))[: config.validation_monitor_max])
+    # Validation contacts are split in two: choices (early stopping, the architecture, thresholds)
+    # are made on one half and every reported figure comes from the other, so no figure is
+    # measured on the data it was picked by.
+    select_index, report_index = selection_split(y_val, rng, config.min_report_class_count)
+    y_select, y_report = y_val[select_index], y_val[report_index]
+    monitor_index = select_index[np.sort(rng.permutation(len(select_index))[: config.validation_monitor_max])]
     monitor = validation.take(monitor_index)
     candidates: dict[str, dict] = {}
     best = None
@@ -228,9 +256,9 @@ def train_model(
         )
         epochs_done += control.epochs
         raw = predict_raw(model, validation)
-        auc = float(roc_auc_score(y_val, raw))
+        auc = float(roc_auc_score(y_select, raw[select_index]))
         candidates[arch] = {
-            "roc_auc": auc,
+            "roc_auc": auc,  # on the selection half: what the choice was made by
             "epochs": control.epochs,
             "stopped_reason": control.stopped_reason,
         }
@@ -244,22 +272,28 @@ def train_model(
     if config.ensemble:
         # Model fusion: the mean of the network's and the GBT's scores, calibrated together below.
         raw = (raw + baseline_scores["gradient_boosting"]) / 2
-        candidates["ensemble"] = {"roc_auc": float(roc_auc_score(y_val, raw))}
+        candidates["ensemble"] = {"roc_auc": float(roc_auc_score(y_select, raw[select_index]))}
     method = choose_method(config.calibration, len(y_val), config.isotonic_min_samples)
     honest = cross_fitted(raw, y_val, method, seed=config.seed)
     calibrator = fit_calibrator(raw, y_val, method)
-    threshold = config.threshold if config.threshold is not None else best_f1_threshold(y_val, honest)
-    metrics = evaluate(y_val, honest, threshold)
+
+    def chosen_threshold(scores: np.ndarray) -> float:
+        if config.threshold is not None:
+            return config.threshold
+        return best_f1_threshold(y_select, scores[select_index])
+
+    threshold = chosen_threshold(honest)
+    metrics = evaluate(y_report, honest[report_index], threshold)
     # Ranking figures come from the served model (the calibrator fitted on all of validation, strictly
     # increasing in the raw score, so its ranking is the network's); pooling the five cross-fitted
     # calibrators would rank scores across folds by five different maps and understate ROC-AUC.
     # Probability figures (log loss, Brier, calibration error, precision/recall) stay cross-fitted.
     served = calibrator(raw)
-    ranking = evaluate(y_val, served, threshold)
+    ranking = evaluate(y_report, served[report_index], threshold)
     for key in ("roc_auc", "pr_auc", "lift_top_decile"):
         metrics[key] = ranking[key]
     baseline_metrics = {
-        name: evaluate(y_val, scores, config.threshold or best_f1_threshold(y_val, scores))
+        name: evaluate(y_report, scores[report_index], chosen_threshold(scores))
         for name, scores in baseline_scores.items()
     }
     background_index = np.sort(rng.permutation(len(train))[: config.background_size])
@@ -281,10 +315,12 @@ def train_model(
         metrics=metrics,
         baselines=baseline_metrics,
         candidates=candidates,
-        curves={**curves(y_val, honest), "roc": roc_points(y_val, served)},
+        curves={**curves(y_report, honest[report_index]), "roc": roc_points(y_report, served[report_index])},
         threshold=float(threshold),
         calibration=method,
-        counts=split.counts(),
+        counts={**split.counts(), "selection_contacts": int(len(select_index)),
+                "report_contacts": int(len(report_index)),
+                "validation_halved": int(len(select_index) < len(y_val))},
         train_cutoffs=split.train_cutoffs,
         validation_cutoff=split.validation_cutoff,
         epochs_trained=epochs_done,
@@ -302,7 +338,7 @@ def train_model(
         "config": config.to_dict(),
         "metrics": metrics,
         "baselines": baseline_metrics,
-        "counts": split.counts(),
+        "counts": result.counts,
         "validation_cutoff": split.validation_cutoff,
         "numeric_features": list(NUMERIC_FEATURES),
         "aggregate_features": list(AGGREGATE_FEATURES),

@@ -135,3 +135,24 @@ def test_cancellation_and_time_limit(tmp_path):
     assert result.stopped_reason == "time_limit" and result.epochs_trained <= 2
     assert list(result.candidates) == ["lstm"]  # auto skipped the others once out of time
     assert (tmp_path / "t" / "manifest.json").exists()
+
+
+def test_choices_and_reported_figures_use_separate_validation_halves(trained_order_model):
+    _, result, _, _ = trained_order_model
+    counts = result.counts
+    validation = counts["validation_positives"] + counts["validation_negatives"]
+    assert counts["selection_contacts"] + counts["report_contacts"] == validation
+    assert abs(counts["selection_contacts"] - counts["report_contacts"]) <= 2
+    assert counts["validation_halved"] == 1
+
+
+def test_selection_split_is_stratified_disjoint_and_falls_back_on_tiny_sets():
+    from predictions.ml.trainer import selection_split
+
+    labels = np.array([1] * 101 + [0] * 400)
+    select, report = selection_split(labels, np.random.default_rng(0), 20)
+    assert not set(select) & set(report) and len(select) + len(report) == len(labels)
+    assert labels[select].sum() == 50 and labels[report].sum() == 51
+    tiny = np.array([1] * 30 + [0] * 400)  # 15 positives a half: below 20
+    select, report = selection_split(tiny, np.random.default_rng(0), 20)
+    assert list(select) == list(report) == list(range(len(tiny)))
