@@ -125,18 +125,24 @@ def scores_prune(*, version: ModelVersion, as_of: int) -> int:
     return deleted
 
 
-def validation_auc_of(version: ModelVersion, frame: EventFrame, cutoff: int, train_config: dict) -> float | None:
-    """ROC-AUC of a stored model on the samples of another training's validation cut-off."""
+def validation_auc_of(version: ModelVersion, frame: EventFrame, cutoff: int, train_config: dict,
+                      contacts: np.ndarray | None = None) -> float | None:
+    """ROC-AUC of a stored model on the samples of another training's validation cut-off (only those
+    of ``contacts`` when given: the half that training reported its figures on)."""
     from sklearn.metrics import roc_auc_score
 
     from predictions.ml.config import TrainConfig
     from predictions.ml.labels import label_cutoff
 
     samples = label_cutoff(frame, cutoff, TrainConfig.from_dict(train_config))
-    if len(np.unique(samples.labels)) < 2:
+    labels, wanted = samples.labels, samples.contacts
+    if contacts is not None:
+        keep = np.isin(wanted, contacts)
+        labels, wanted = labels[keep], wanted[keep]
+    if len(np.unique(labels)) < 2:
         return None
-    scored = scorer_for(version).score(frame, cutoff=cutoff, contacts=samples.contacts)
-    return float(roc_auc_score(samples.labels, scored.probabilities))
+    scored = scorer_for(version).score(frame, cutoff=cutoff, contacts=wanted)
+    return float(roc_auc_score(labels, scored.probabilities))
 
 
 def contact_explain(*, version: ModelVersion, contact: Contact, top_k: int = 3) -> ContactScore:

@@ -197,7 +197,9 @@ def _should_activate(version: ModelVersion, result, frame) -> bool:
     from predictions.scoring import validation_auc_of
 
     try:
-        theirs = validation_auc_of(active, frame, result.validation_cutoff, version.config["train"])
+        # on the contacts the new model's own figure was measured on: the same samples for both
+        theirs = validation_auc_of(active, frame, result.validation_cutoff, version.config["train"],
+                                   contacts=result.report_contacts)
     except Exception as exc:  # noqa: BLE001 - an active model that cannot score loses the comparison
         log.warning("active_model_unusable", model=active.pk, error=str(exc))
         return True

@@ -51,9 +51,13 @@ class TrainResult:
     artifact_dir: str
     config: dict = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
+    # the contacts every reported figure is measured on (to compare another model on the same ones)
+    report_contacts: np.ndarray | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
-        return json.loads(json.dumps(asdict(self), default=float))
+        payload = asdict(self)
+        payload.pop("report_contacts")
+        return json.loads(json.dumps(payload, default=float))
 
 
 class _TrainingControl(keras.callbacks.Callback):
@@ -348,5 +352,6 @@ def train_model(
     artifacts.publish(artifact_dir, write_files, manifest)
     phase("artifact")
     result.timings = timings
+    result.report_contacts = split.validation.contacts[report_index]
     result.seconds = round(time.monotonic() - started, 3)
     return result

@@ -16,7 +16,7 @@ DAY = 86400
 START = datetime(2026, 1, 1, tzinfo=UTC)
 # Small enough to train in seconds on 2 shared cores; eligibility lowered to match the small data.
 TINY = {"units": 4, "embedding_dim": 2, "dense_units": 4, "epochs": 2, "max_events": 16, "batch_size": 256,
-        "min_positives": 20, "min_negatives": 20, "n_cutoffs": 2}
+        "min_positives": 20, "min_negatives": 20, "n_cutoffs": 2, "min_report_class_count": 5}
 
 
 def ingest_synthetic(workspace, *, contacts: int = 400, seed: int = 3, days: int = 60) -> int:
