@@ -105,7 +105,9 @@ def events_import_file(
     rows = read(path, mapping=mapping)  # checks the header (or the folder's files) now
     jobs = import_jobs_default(path, fmt) if jobs is None else jobs
     spans = None
-    if jobs > 1 and fmt in SPLITTABLE and store.is_postgres() and not connection.in_atomic_block:
+    # A daemonic process (a Celery prefork child, say) may not have children: it imports alone.
+    forkable = not multiprocessing.current_process().daemon
+    if jobs > 1 and forkable and fmt in SPLITTABLE and store.is_postgres() and not connection.in_atomic_block:
         spans = shards.split(path, jobs, quoted=SPLITTABLE[fmt], min_bytes=settings.IMPORT_MIN_SHARD_BYTES)
     with _gc_relaxed():
         if spans is None:

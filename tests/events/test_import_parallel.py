@@ -176,3 +176,17 @@ def test_parts_never_use_a_connection_the_parent_could_not_close(tmp_path, setti
     assert summary.processes == 4
     assert (summary.imported, summary.rejected) == (200, 6)
     assert Event.objects.filter(workspace=workspace).count() == 200
+
+
+def test_a_daemonic_process_imports_alone(tmp_path, settings, monkeypatch):
+    """A Celery prefork child is daemonic and may not fork children: the import runs in it, alone."""
+    import multiprocessing
+    from types import SimpleNamespace
+
+    settings.IMPORT_MIN_SHARD_BYTES = 1
+    workspace = Workspace.objects.create(slug="daemon", name="daemon")
+    path = tmp_path / "events.csv"
+    _tricky_csv(path, contacts=10, per_contact=10)
+    monkeypatch.setattr(multiprocessing, "current_process", lambda: SimpleNamespace(daemon=True))
+    summary = events_import_file(workspace=workspace, path=path, fmt="csv", jobs=4)
+    assert (summary.processes, summary.imported, summary.rejected) == (1, 100, 6)
