@@ -36,7 +36,7 @@ class TrainingInProgress(PredictionError):
 TUNABLE = frozenset(
     {"max_events", "n_cutoffs", "min_positives", "min_negatives", "min_validation_per_class", "units",
      "embedding_dim", "dense_units", "dropout", "learning_rate", "epochs", "batch_size", "patience",
-     "calibration", "threshold", "time_limit_seconds", "sequence_budget"}
+     "calibration", "threshold", "time_limit_seconds", "sequence_budget", "min_report_class_count"}
 )
 
 
