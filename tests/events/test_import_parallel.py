@@ -17,6 +17,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from funnel_site.events import store
+from funnel_site.events.loaders import shards
 from funnel_site.events.imports import events_import_file
 from funnel_site.events.models import Event, Workspace
 from funnel_site.events.services import events_ingest
@@ -190,3 +191,39 @@ def test_a_daemonic_process_imports_alone(tmp_path, settings, monkeypatch):
     monkeypatch.setattr(multiprocessing, "current_process", lambda: SimpleNamespace(daemon=True))
     summary = events_import_file(workspace=workspace, path=path, fmt="csv", jobs=4)
     assert (summary.processes, summary.imported, summary.rejected) == (1, 100, 6)
+
+
+@pytest.mark.parametrize("how", ["raises", "dies"])
+def test_a_failing_part_fails_the_import_naming_it(tmp_path, settings, monkeypatch, how):
+    """A part that raises, or whose process dies, stops the import with an error naming the part and
+    the line it started at; re-running imports what is missing (idempotent)."""
+    import os
+
+    from funnel_site.events import imports
+
+    settings.IMPORT_MIN_SHARD_BYTES = 1
+    workspace = Workspace.objects.create(slug="parts", name="parts")
+    path = tmp_path / "events.csv"
+    _tricky_csv(path, contacts=20, per_contact=10)
+    real = imports._import_rows
+    second = shards.split(path, 4, min_bytes=1)[1]
+
+    def second_part_fails(*, rows, **kwargs):
+        rows = iter(rows)
+        first = next(rows)
+        if first[0] == second.first_line:
+            if how == "dies":
+                os._exit(3)
+            raise RuntimeError("disk on fire")
+        return real(rows=[first, *rows], **kwargs)
+
+    monkeypatch.setattr(imports, "_import_rows", second_part_fails)
+    with pytest.raises(imports.ImportFailed) as caught:
+        events_import_file(workspace=workspace, path=path, fmt="csv", jobs=4)
+    message = str(caught.value)
+    assert message.startswith(f"part 2 of 4 (from line {second.first_line}) ")
+    assert ("RuntimeError: disk on fire" in message) if how == "raises" else ("exit code 3" in message)
+    monkeypatch.setattr(imports, "_import_rows", real)
+    again = events_import_file(workspace=workspace, path=path, fmt="csv", jobs=4)
+    assert again.imported + again.duplicates == 200 + 1
+    assert Event.objects.filter(workspace=workspace).count() == 200
