@@ -101,7 +101,7 @@ class IngestResult:
     identified: int = 0
     errors: list[dict] = field(default_factory=list)
 
-    def add(self, other: "IngestResult") -> None:
+    def add(self, other: IngestResult) -> None:
         """Accumulate another batch's result into this one."""
         self.received += other.received
         self.imported += other.imported

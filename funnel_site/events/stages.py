@@ -121,7 +121,7 @@ class StageResolver:
         return [n for n in names if self.is_purchase(n)]
 
     @classmethod
-    def for_workspace(cls, workspace_id: int) -> "StageResolver":
+    def for_workspace(cls, workspace_id: int) -> StageResolver:
         """The resolver of a workspace, with its StageMapping overrides."""
         from funnel_site.events.models import StageMapping
 

@@ -17,8 +17,8 @@ from django.core.management import call_command
 from django.db import connection
 
 from funnel_site.events import store
-from funnel_site.events.loaders import shards
 from funnel_site.events.imports import events_import_file
+from funnel_site.events.loaders import shards
 from funnel_site.events.models import Event, Workspace
 from funnel_site.events.services import events_ingest
 
