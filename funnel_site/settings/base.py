@@ -193,7 +193,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
-from funnel_site.schedules import CELERY_BEAT_SCHEDULE  # noqa: E402  (every periodic task, one module)
+from funnel_site.schedules import CELERY_BEAT_SCHEDULE  # noqa: E402, F401  (a setting: every periodic task, one module)
 
 # Callables run by `run_demo` after the demo data exists (each part of the product adds its own).
 DEMO_SETUP_HOOKS: list[str] = ["predictions.demo.queue_first_model"]
