@@ -474,9 +474,9 @@ def main(argv: list[str] | None = None) -> int:
     for label, events, rate, rss in rows:
         print(f"{label:<58} {events:>11,} {rate:>10,.0f} {rate / copy_rate:>8.0%} {rss:>9}")
     print()
-    main = [r for r in imports if r["jobs"] == args.jobs[0]]  # the first --import-jobs, every size
-    file_rate = min(r["rate"] for r in main)
-    rss = [r["peak_rss_mb"] for r in main]
+    every_size = [r for r in imports if r["jobs"] == args.jobs[0]]  # the first --import-jobs value
+    file_rate = min(r["rate"] for r in every_size)
+    rss = [r["peak_rss_mb"] for r in every_size]
     checks = [
         (f"bulk HTTP >= {TARGETS['http_rate']:,} events/s", http_rate >= TARGETS["http_rate"]),
         (f"bulk HTTP >= {TARGETS['http_ratio']:.0%} of COPY", http_rate >= TARGETS["http_ratio"] * copy_rate),

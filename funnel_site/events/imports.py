@@ -78,13 +78,6 @@ class ImportSummary:
         return summary
 
 
-def import_jobs_default(path: Path, fmt: str) -> int:
-    """Processes to use when the caller does not say: one per core for a file large enough to split."""
-    if fmt not in SPLITTABLE or path.is_dir():
-        return 1
-    return max(1, min(os.cpu_count() or 1, settings.IMPORT_MAX_JOBS))
-
-
 def events_import_file(
     *,
     workspace: Workspace,
@@ -103,7 +96,8 @@ def events_import_file(
     progress = progress or (lambda rows: None)
     read = RECORD_LOADERS.get(fmt) or LOADERS[fmt]
     rows = read(path, mapping=mapping)  # checks the header (or the folder's files) now
-    jobs = import_jobs_default(path, fmt) if jobs is None else jobs
+    if jobs is None:  # one process per core, for a file large enough to split
+        jobs = max(1, min(os.cpu_count() or 1, settings.IMPORT_MAX_JOBS))
     spans = None
     # A daemonic process (a Celery prefork child, say) may not have children: it imports alone.
     forkable = not multiprocessing.current_process().daemon

@@ -195,13 +195,9 @@ def validate_record(record: tuple, *, now: datetime, max_future: timedelta) -> V
         and len(campaign) <= MAX_NAME and len(channel) <= MAX_CHANNEL
         and len(message_id) <= MAX_ID and len(email) <= 254
     ):
-        ts = _fast_timestamp(raw_ts, latest=latest)
-        if ts is None and raw_ts.isdigit() and len(raw_ts) <= 11:  # unix seconds as text
-            seconds = int(raw_ts)
-            if seconds < _MS_THRESHOLD:
-                ts = datetime.fromtimestamp(seconds, tz=UTC)
-                if ts > latest:
-                    ts = None
+        # unix seconds as text take the int path (milliseconds, with more digits, validate_item's)
+        seconds = raw_ts.isdigit() and len(raw_ts) <= 11
+        ts = _fast_timestamp(int(raw_ts) if seconds else raw_ts, latest=latest)
         value = None
         if raw_value:
             try:

@@ -6,7 +6,7 @@ import json
 import pickle
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import keras
@@ -55,8 +55,8 @@ class TrainResult:
     report_contacts: np.ndarray | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
-        payload = asdict(self)
-        payload.pop("report_contacts")
+        payload = asdict(replace(self, report_contacts=None))  # asdict deep-copies every field
+        del payload["report_contacts"]
         return json.loads(json.dumps(payload, default=float))
 
 

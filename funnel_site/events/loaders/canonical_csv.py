@@ -36,7 +36,6 @@ from .base import (
 )
 
 FORMAT = "csv"
-JSON_FIELDS = ("properties", "traits")
 
 #: ``(contact_id, event, timestamp, campaign, channel, value, message_id, properties, email, traits)``
 #: in ``CANONICAL_FIELDS`` order: required texts stripped (``None`` when empty), optional texts

@@ -59,16 +59,9 @@ def read(
     span: Span | None = None,
 ) -> Iterator[Row]:
     """Check the header (or its absence) now, then stream the rows; ``span``: one byte range of
-    the file (see ``loaders.shards``), read after the first line of the whole file decided the
-    columns."""
+    the file (see ``loaders.shards``), whose columns the first line of the whole file decides."""
     columns = resolve_mapping(mapping, COLUMNS, aliases=ALIASES, format_name=FORMAT)
-    if span is not None and span.start > 0:
-        first_rows = read(path, mapping=mapping, window=window)  # the columns, from line 1
-        indexes, width = first_rows.indexes, first_rows.width
-        first_rows.close()
-        source = CsvSource(open_span(path, span), has_header=False, first_line=span.first_line)
-        return _Rows(source, source.records(), None, indexes, width, window)
-    fh = open_binary(path) if span is None else open_span(path, span)
+    fh = open_binary(path)
     try:
         source = CsvSource(fh, has_header=False)
         records = source.records()
@@ -92,38 +85,26 @@ def read(
     except BaseException:
         fh.close()
         raise
-    return _Rows(source, records, first, indexes, width, window)
+    if span is not None:
+        source.close()
+        source = CsvSource(open_span(path, span), has_header=False, first_line=span.first_line)
+        records = source.records()
+        first = None
+        if span.start == 0 and not headerless:
+            next(records, None)  # the header again
+    return _rows(source, records, first, indexes, width, window)
 
 
-class _Rows:
-    """The rows of a Taobao file, with the column positions it was read with."""
-
-    def __init__(self, source, records, first, indexes, width, window):
-        self.indexes, self.width = indexes, width
-        self._source = source
-        self._rows = self._generate(records, first, window)
-
-    def __iter__(self) -> Iterator[Row]:
-        return self._rows
-
-    def __next__(self) -> Row:
-        return next(self._rows)
-
-    def close(self) -> None:
-        self._rows.close()
-        self._source.close()
-
-    def _generate(self, records, first, window) -> Iterator[Row]:
-        iu, ii, ic, ib, it = (self.indexes[name] for name in COLUMNS)
-        width = self.width
-        low, high = window if window else (None, None)
-        try:
-            if first is not None:
-                yield _row(first, iu, ii, ic, ib, it, width, low, high)
-            for record in records:
-                yield _row(record, iu, ii, ic, ib, it, width, low, high)
-        finally:
-            self._source.close()
+def _rows(source, records, first, indexes, width, window) -> Iterator[Row]:
+    iu, ii, ic, ib, it = (indexes[name] for name in COLUMNS)
+    low, high = window if window else (None, None)
+    try:
+        if first is not None:
+            yield _row(first, iu, ii, ic, ib, it, width, low, high)
+        for record in records:
+            yield _row(record, iu, ii, ic, ib, it, width, low, high)
+    finally:
+        source.close()
 
 
 def _row(record, iu, ii, ic, ib, it, width, low, high) -> Row:
