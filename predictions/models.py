@@ -126,3 +126,76 @@ class ContactScore(models.Model):
 
     def __str__(self) -> str:
         return f"{self.contact_id} {self.target} {self.probability:.3f}"
+
+
+class Segment(models.Model):
+    """A saved audience: a definition over scores, funnel position and traits (issue 9).
+
+    `definition` is a JSON tree of conditions combined with and / or / not; its grammar and
+    evaluation live in `predictions/segments/`. Membership is materialised in SegmentMembership.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="segments")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    definition = models.JSONField(default=dict)
+    is_builtin = models.BooleanField(default=False, help_text="created with the workspace; editable")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [models.UniqueConstraint(fields=["workspace", "name"], name="uniq_segment_name")]
+
+    def __str__(self) -> str:
+        return f"{self.workspace.slug}: {self.name}"
+
+
+class SegmentMembership(models.Model):
+    """One stay of a contact in a segment: open while `exited_at` is null (a current member)."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="memberships")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="segment_memberships")
+    entered_at = models.DateTimeField(default=timezone.now)
+    exited_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["segment", "contact"], condition=Q(exited_at__isnull=True), name="one_open_membership"
+            )
+        ]
+        indexes = [models.Index(fields=["segment", "exited_at"], name="membership_segment_open")]
+
+
+class SegmentChange(models.Model):
+    """An `Audience Entered` / `Audience Exited` record, written in the same transaction as the
+    membership change; the sync engine (integrations) delivers these. Append-only."""
+
+    class Kind(models.TextChoices):
+        ENTERED = "entered", "Audience Entered"
+        EXITED = "exited", "Audience Exited"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="changes")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["segment", "at"], name="segment_change_time")]
+
+
+class SegmentSize(models.Model):
+    """The size of a segment after each refresh (size over time)."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="sizes")
+    size = models.PositiveIntegerField()
+    entered = models.PositiveIntegerField(default=0)
+    exited = models.PositiveIntegerField(default=0)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["at", "id"]
