@@ -20,11 +20,16 @@ def visible_workspaces(user):
     return qs if user.is_superuser else qs.filter(membership__user=user)
 
 
-def workspace_for(request, slug: str) -> Workspace:
-    """The workspace `slug` if the user may see it (404 otherwise, never another tenant's data)."""
+def workspace_for(request, slug: str, role: str = "viewer") -> Workspace:
+    """The workspace `slug` if the user may see it (404 otherwise, never another tenant's data),
+    and 403 when the user's role there is below `role`."""
+    from funnel_site.events.roles import require_page_role
+
     ws = visible_workspaces(request.user).filter(slug=slug).first()
     if ws is None:
         raise Http404("no such workspace")
+    if role != "viewer":
+        require_page_role(request=request, workspace=ws, needed=role)
     return ws
 
 

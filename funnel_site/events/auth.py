@@ -82,6 +82,25 @@ class HasWorkspace(permissions.BasePermission):
         return isinstance(request.user, WorkspacePrincipal)
 
 
+class WorkspaceRole(permissions.BasePermission):
+    """The key's role allows the request: reads need `view.read_role` (default viewer), writes
+    `view.write_role` (default editor). Views that change models, keys, destinations, syncs or
+    members set `write_role = "admin"`."""
+
+    def has_permission(self, request, view) -> bool:
+        from funnel_site.events.roles import EDITOR, VIEWER, role_allows
+
+        principal = request.user
+        if not isinstance(principal, WorkspacePrincipal):
+            return False
+        if request.method in permissions.SAFE_METHODS:
+            needed = getattr(view, "read_role", VIEWER)
+        else:
+            needed = getattr(view, "write_role", EDITOR)
+        self.message = f"this API key's role ({principal.api_key.role}) may not do this: it needs {needed}"
+        return role_allows(role=principal.api_key.role, needed=needed)
+
+
 def request_workspace(request) -> Workspace:
     """The workspace of an authenticated API request (the only workspace it may touch)."""
     return request.user.workspace

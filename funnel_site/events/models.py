@@ -36,8 +36,12 @@ class Membership(models.Model):
     """A Django user's access to a workspace in the web UI."""
 
     class Role(models.TextChoices):
-        ADMIN = "admin", "Admin"
+        """DESIGN section 5: a viewer reads; an editor also changes funnels and segments; an admin
+        also trains, activates, and manages API keys, destinations, syncs and members."""
+
         VIEWER = "viewer", "Viewer"
+        EDITOR = "editor", "Editor"
+        ADMIN = "admin", "Admin"
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
@@ -57,6 +61,8 @@ class ApiKey(models.Model):
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100, default="default")
+    # what a request authenticated by this key may do (funnel_site.events.roles)
+    role = models.CharField(max_length=16, choices=Membership.Role.choices, default=Membership.Role.ADMIN)
     prefix = models.CharField(max_length=16, unique=True)
     key_hash = models.CharField(max_length=64)
     created_at = models.DateTimeField(default=timezone.now)

@@ -140,7 +140,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BODY_BYTES
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["funnel_site.events.auth.ApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["funnel_site.events.auth.HasWorkspace"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "funnel_site.events.auth.HasWorkspace",
+        "funnel_site.events.auth.WorkspaceRole",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
