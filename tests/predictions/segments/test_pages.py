@@ -77,3 +77,23 @@ def test_another_workspaces_pages_are_404(member, generated, other_workspace_wit
     assert client.get(reverse("segments_ui:detail", args=[other.slug, theirs.pk])).status_code == 404
     # acme's slug with globex's segment id is not found either
     assert client.get(reverse("segments_ui:detail", args=[generated.workspace.slug, theirs.pk])).status_code == 404
+
+
+def test_admin_lists_segments_and_keeps_history_read_only(admin_client, generated):
+    from predictions.models import SegmentMembership
+    from predictions.segments.services import segments_refresh
+
+    segments_refresh(workspace=generated.workspace)
+    assert admin_client.get("/admin/predictions/segment/").status_code == 200
+    membership = SegmentMembership.objects.first()
+    for path in ("/admin/predictions/segmentmembership/", "/admin/predictions/segmentchange/",
+                 "/admin/predictions/segmentsize/"):
+        assert admin_client.get(path).status_code == 200, path
+    assert admin_client.get("/admin/predictions/segmentmembership/add/").status_code == 403
+    page = admin_client.get(f"/admin/predictions/segmentmembership/{membership.pk}/change/")
+    assert page.status_code == 200 and b'name="_save"' not in page.content
+    segment = Segment.objects.get(workspace=generated.workspace, name="Churn risk")
+    resp = admin_client.post(f"/admin/predictions/segment/{segment.pk}/change/", {
+        "workspace": generated.workspace.pk, "name": "Churn risk", "description": "",
+        "definition": json.dumps({"score": {"target": "churn", "min_probability": 7}})})
+    assert resp.status_code == 200 and b"definition.score.min_probability" in resp.content
