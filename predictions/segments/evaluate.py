@@ -61,8 +61,15 @@ class Evaluator:
             qs = Contact.objects.filter(workspace=self.workspace)
             if self.restrict is not None:
                 qs = qs.filter(id__in=self.restrict.tolist())
-            self._universe = _ids(qs.values_list("id", flat=True).iterator(chunk_size=10_000))
+            self._universe = self._fetch(qs.values_list("id", flat=True))
         return self._universe
+
+    def _fetch(self, values_qs) -> np.ndarray:
+        """Sorted unique ids of a values_list query: streamed for a whole workspace; one plain
+        fetch for a few contacts (a server-side cursor costs more round trips than it saves)."""
+        if self.restrict is not None:
+            return _ids(list(values_qs))
+        return _ids(values_qs.iterator(chunk_size=10_000))
 
     @property
     def columns(self):
@@ -113,7 +120,7 @@ class Evaluator:
         """Scores of the target's active model: probability >= threshold, or the top N %."""
         ids, warning = score_member_ids(
             workspace=self.workspace, target=spec["target"], min_probability=spec.get("min_probability"),
-            top_percent=spec.get("top_percent"),
+            top_percent=spec.get("top_percent"), among=None if self.restrict is None else self.universe.tolist(),
         )
         if warning:
             self.warnings.append(warning)
@@ -197,7 +204,7 @@ class Evaluator:
             )
         else:
             qs = qs.alias(kind=_json_kind(key)).filter(kind__in=_kinds("number"), **{f"trait__{op}": value})
-        return _ids(qs.values_list("id", flat=True).iterator(chunk_size=10_000))
+        return self._fetch(qs.values_list("id", flat=True))
 
     def leaf_email(self, spec: dict) -> np.ndarray:
         """The email, compared without case."""
@@ -209,7 +216,7 @@ class Evaluator:
             qs = qs.alias(email_lower=Lower(F("email")))
             lookup = {"eq": "email_lower", "ends_with": "email_lower__endswith", "contains": "email_lower__contains"}[op]
             qs = qs.filter(**{lookup: value})
-        return _ids(qs.values_list("id", flat=True).iterator(chunk_size=10_000))
+        return self._fetch(qs.values_list("id", flat=True))
 
 
 def _json_kind(key: str):

@@ -38,18 +38,43 @@ def no_model_warning(*, workspace: Workspace, target: str) -> str:
 
 
 def score_member_ids(
-    *, workspace: Workspace, target: str, min_probability: float | None = None, top_percent: float | None = None
+    *, workspace: Workspace, target: str, min_probability: float | None = None, top_percent: float | None = None,
+    among: list[int] | None = None,
 ) -> tuple[list[int], str | None]:
     """Contact ids with probability >= `min_probability`, or in the top `top_percent` % (see the
-    module docstring); and a warning when the target has no active model."""
+    module docstring), optionally only among the contacts `among`; and a warning when the target
+    has no active model."""
     version, scores = active_scores(workspace=workspace, target=target)
     if version is None:
         return [], no_model_warning(workspace=workspace, target=target)
     if min_probability is not None:
-        return list(scores.filter(probability__gte=min_probability).values_list("contact_id", flat=True)), None
+        chosen = scores.filter(probability__gte=min_probability)
+        if among is not None:
+            chosen = chosen.filter(contact_id__in=among)
+        return list(chosen.values_list("contact_id", flat=True)), None
     total = scores.count()
     wanted = math.ceil(float(top_percent) * total / 100 - 1e-9)
-    return list(scores.values_list("contact_id", flat=True)[:wanted]), None
+    if among is None:
+        return list(scores.values_list("contact_id", flat=True)[:wanted]), None
+    # a few contacts (a real-time rescoring): their ranks, instead of the whole top list
+    ranks = _ranks(version=version, contact_ids=among)
+    return [contact for contact, rank in ranks.items() if rank < wanted], None
+
+
+def _ahead():
+    """A correlated count of the scores ranked ahead of the outer row's (probability desc, contact id)."""
+    return ContactScore.objects.filter(model_version=OuterRef("model_version")).filter(
+        Q(probability__gt=OuterRef("probability"))
+        | Q(probability=OuterRef("probability"), contact_id__lt=OuterRef("contact_id"))
+    ).order_by().values("model_version").annotate(n=Count("id")).values("n")
+
+
+def _ranks(*, version: ModelVersion, contact_ids: list[int]) -> dict[int, int]:
+    """0-based rank of each scored contact among `contact_ids` in the version's ranking."""
+    rows = (ContactScore.objects.filter(model_version=version, contact_id__in=contact_ids)
+            .annotate(rank=Coalesce(Subquery(_ahead(), output_field=IntegerField()), 0))
+            .values_list("contact_id", "rank"))
+    return dict(rows)
 
 
 def score_details(*, workspace: Workspace, contact_ids: list[int]) -> dict[int, dict[str, dict[str, Any]]]:
@@ -61,12 +86,8 @@ def score_details(*, workspace: Workspace, contact_ids: list[int]) -> dict[int, 
         if version is None or not contact_ids:
             continue
         total = scores.count()
-        ahead = ContactScore.objects.filter(model_version=version).filter(
-            Q(probability__gt=OuterRef("probability"))
-            | Q(probability=OuterRef("probability"), contact_id__lt=OuterRef("contact_id"))
-        ).order_by().values("model_version").annotate(n=Count("id")).values("n")
         rows = (ContactScore.objects.filter(model_version=version, contact_id__in=contact_ids)
-                .annotate(rank=Coalesce(Subquery(ahead, output_field=IntegerField()), 0))
+                .annotate(rank=Coalesce(Subquery(_ahead(), output_field=IntegerField()), 0))
                 .values("contact_id", "probability", "rank", "factors", "scored_at"))
         for row in rows:
             factors = row["factors"] or []

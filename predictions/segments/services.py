@@ -44,7 +44,7 @@ class RefreshResult:
 
     segment_id: int
     name: str
-    size: int
+    size: int | None  # None: a real-time refresh that changed nothing (not counted, to stay cheap)
     entered: int
     exited: int
     warnings: list[str]
@@ -111,17 +111,20 @@ def segment_refresh(*, segment: Segment, contact_ids=None, as_of: datetime | Non
         current = set(open_rows.values_list("contact_id", flat=True))
         entering, leaving = sorted(wanted - current), sorted(current - wanted)
         now = timezone.now()
-        _enter(locked, entering, now)
-        _exit(locked, leaving, now)
-        size = SegmentMembership.objects.filter(segment=locked, exited_at__isnull=True).count()
-        if restrict is None or entering or leaving:
+        partial_no_change = restrict is not None and not entering and not leaving
+        size = None
+        if not partial_no_change:  # a real-time rescoring that changed nothing writes nothing
+            _enter(locked, entering, now)
+            _exit(locked, leaving, now)
+            size = SegmentMembership.objects.filter(segment=locked, exited_at__isnull=True).count()
             SegmentSize.objects.create(segment=locked, size=size, entered=len(entering), exited=len(leaving), at=now)
-        Segment.objects.filter(pk=locked.pk).update(refreshed_at=now)
+        if restrict is None:  # refreshed_at: when the whole segment was last evaluated
+            Segment.objects.filter(pk=locked.pk).update(refreshed_at=now)
+            segment.refreshed_at = now
         if entering or leaving:
             kwargs = {"segment_id": locked.pk, "workspace_id": locked.workspace_id, "entered": len(entering),
                       "exited": len(leaving)}
             transaction.on_commit(lambda: segment_membership_changed.send(sender=Segment, **kwargs))
-    segment.refreshed_at = now
     return RefreshResult(segment_id=locked.pk, name=locked.name, size=size, entered=len(entering),
                          exited=len(leaving), warnings=evaluation.warnings)
 
