@@ -23,6 +23,7 @@ from predictions.segments.definition import (
     ConditionSerializer,
     count_conditions,
     definition_canonical,
+    definition_parse,
     error_fields,
 )
 from predictions.segments.evaluate import definition_preview
@@ -185,6 +186,14 @@ class SegmentDetailApi(APIView):
         data = parse(SegmentInputSerializer, request, partial=partial)
         if isinstance(data, Response):
             return data
+        if partial and "definition" in data:
+            # DRF relaxes `required` in nested serializers of a partial update: parse the
+            # definition again as a whole, so a PATCH cannot store half a condition
+            try:
+                data["definition"] = definition_parse(request.data.get("definition"),
+                                                      workspace=request_workspace(request))
+            except serializers.ValidationError as exc:
+                return bad_request(error_fields(exc.detail, "definition"))
         try:
             segment_update(segment=segment, name=data.get("name"), description=data.get("description"),
                            definition=definition_canonical(data["definition"]) if "definition" in data else None)

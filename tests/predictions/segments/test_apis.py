@@ -51,6 +51,8 @@ def test_create_read_update_delete(api, generated):
     assert resp.status_code == 200
     assert resp.json()["size"] == sum(e.endswith("@example.com") for e in generated.emails.values())
     assert api.put(f"/api/v1/segments/{segment['id']}", {"name": "x"}, format="json").json()["field"] == "definition"
+    half = api.patch(f"/api/v1/segments/{segment['id']}", {"definition": {"score": {"top_percent": 5}}}, format="json")
+    assert half.status_code == 400 and half.json()["field"] == "definition.score.target"
     assert api.delete(f"/api/v1/segments/{segment['id']}").status_code == 204
     assert api.get(f"/api/v1/segments/{segment['id']}").status_code == 404
 
