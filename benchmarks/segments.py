@@ -3,7 +3,8 @@
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_segments python -m benchmarks.segments
         [--contacts 100000] [--days 30] [--realtime 50]
 
-DATABASE_URL names a scratch database (name starting with 'bench'; dropped, created, migrated).
+DATABASE_URL names a scratch database (name starting with 'bench'; dropped, created, migrated;
+`--reuse` keeps the data of the previous run).
 Synthetic behaviour goes in through `generate_events`; every contact gets a stored purchase and churn
 score of an active model (random, 3 decimals so there are ties). Then, in this process:
 
@@ -35,6 +36,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--realtime", type=int, default=50)
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse the data of a previous run in DATABASE_URL instead of re-creating it")
     return parser.parse_args(argv)
 
 
@@ -183,9 +186,19 @@ def realtime(workspace, count: int) -> tuple[float, float, int]:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    scratch_database()
-    setup_django()
-    workspace, versions = load(args)
+    if args.reuse:
+        setup_django()
+        from funnel_site.events.models import Workspace
+        from predictions.models import ModelVersion, Segment
+
+        workspace = Workspace.objects.get(slug="bench-segments")
+        Segment.objects.filter(workspace=workspace, name="bench top 10").delete()
+        versions = {v.target: v for v in ModelVersion.objects.filter(workspace=workspace, is_active=True)}
+        print(f"reusing {workspace.contacts.count():,} contacts")
+    else:
+        scratch_database()
+        setup_django()
+        workspace, versions = load(args)
     print(f"\n{'evaluation':<38} {'ours s':>8} {'SQL s':>8} {'size':>8}  same set")
     for what, ours, sql, size, same in evaluation(workspace, versions):
         print(f"{what:<38} {ours:>8.3f} {sql:>8.3f} {size:>8,}  {'yes' if same else 'NO'}")

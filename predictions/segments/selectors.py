@@ -12,8 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Q, QuerySet
 
 from funnel_site.events.models import Workspace
 from predictions.models import ContactScore, ModelVersion, Segment, SegmentMembership, SegmentSize, Target
@@ -61,20 +60,25 @@ def score_member_ids(
     return [contact for contact, rank in ranks.items() if rank < wanted], None
 
 
-def _ahead():
-    """A correlated count of the scores ranked ahead of the outer row's (probability desc, contact id)."""
-    return ContactScore.objects.filter(model_version=OuterRef("model_version")).filter(
-        Q(probability__gt=OuterRef("probability"))
-        | Q(probability=OuterRef("probability"), contact_id__lt=OuterRef("contact_id"))
-    ).order_by().values("model_version").annotate(n=Count("id")).values("n")
+RANK_CHUNK = 100
 
 
 def _ranks(*, version: ModelVersion, contact_ids: list[int]) -> dict[int, int]:
-    """0-based rank of each scored contact among `contact_ids` in the version's ranking."""
-    rows = (ContactScore.objects.filter(model_version=version, contact_id__in=contact_ids)
-            .annotate(rank=Coalesce(Subquery(_ahead(), output_field=IntegerField()), 0))
-            .values_list("contact_id", "rank"))
-    return dict(rows)
+    """0-based rank of each scored contact of `contact_ids` in the version's ranking: one pass over
+    the version's scores counting, for every asked contact at once, the scores ranked ahead of it
+    (a per-contact count would cost its rank each)."""
+    scores = ContactScore.objects.filter(model_version=version)
+    mine = dict(scores.filter(contact_id__in=contact_ids).values_list("contact_id", "probability"))
+    ranks: dict[int, int] = {}
+    contacts = sorted(mine)
+    for start in range(0, len(contacts), RANK_CHUNK):
+        chunk = contacts[start : start + RANK_CHUNK]
+        counts = scores.aggregate(**{
+            f"c{c}": Count("id", filter=Q(probability__gt=mine[c]) | Q(probability=mine[c], contact_id__lt=c))
+            for c in chunk
+        })
+        ranks.update({c: counts[f"c{c}"] for c in chunk})
+    return ranks
 
 
 def score_details(*, workspace: Workspace, contact_ids: list[int]) -> dict[int, dict[str, dict[str, Any]]]:
@@ -86,15 +90,15 @@ def score_details(*, workspace: Workspace, contact_ids: list[int]) -> dict[int, 
         if version is None or not contact_ids:
             continue
         total = scores.count()
+        ranks = _ranks(version=version, contact_ids=contact_ids)
         rows = (ContactScore.objects.filter(model_version=version, contact_id__in=contact_ids)
-                .annotate(rank=Coalesce(Subquery(_ahead(), output_field=IntegerField()), 0))
-                .values("contact_id", "probability", "rank", "factors", "scored_at"))
+                .values("contact_id", "probability", "factors", "scored_at"))
         for row in rows:
             factors = row["factors"] or []
             top = factors[0] if factors else None
             out[row["contact_id"]][target] = {
                 "probability": row["probability"],
-                "percentile": round(100 * (total - 1 - row["rank"]) / total, 2),
+                "percentile": round(100 * (total - 1 - ranks[row["contact_id"]]) / total, 2),
                 "top_factor": ({"text": top.get("text"), "value": top.get("value", top.get("contribution"))}
                                if top else None),
                 "model_id": version.pk,
