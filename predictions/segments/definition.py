@@ -247,6 +247,36 @@ def score_targets(node: dict) -> set[str]:
     return {value["target"]} if key == "score" else set()
 
 
+OP_WORDS = {"eq": "=", "in": "in", "contains": "contains", "gt": ">", "gte": "≥", "lt": "<", "lte": "≤",
+            "ends_with": "ends with"}
+
+
+def definition_summary(node: dict, *, funnel_names: dict[int, str] | None = None) -> str:
+    """A validated definition in words, for lists: "purchase score in the top 10 % and not (email exists)"."""
+    key, value = next(iter(node.items()))
+    if key in ("and", "or"):
+        parts = [definition_summary(child, funnel_names=funnel_names) for child in value]
+        return f" {key} ".join(f"({p})" if len(value) > 1 and (" and " in p or " or " in p) else p for p in parts)
+    if key == "not":
+        return f"not ({definition_summary(value, funnel_names=funnel_names)})"
+    if key == "score":
+        if "top_percent" in value:
+            return f"{value['target']} score in the top {value['top_percent']:g} %"
+        return f"{value['target']} probability ≥ {value['min_probability']:g}"
+    if key == "stage":
+        text = f"reached {value['reached']}"
+        return text + (f", not the next stage within {value['not_next_within']}" if "not_next_within" in value else "")
+    if key == "funnel":
+        name = (funnel_names or {}).get(value["id"], f"funnel {value['id']}")
+        text = f"reached step {value['step']} of {name}"
+        return text + (f", not the next within {value['not_next_within']}" if "not_next_within" in value else "")
+    subject = f"trait {value['key']}" if key == "trait" else "email"
+    if value["op"] == "exists":
+        return f"{subject} exists"
+    shown = ", ".join(map(str, value["value"])) if isinstance(value.get("value"), list) else value.get("value")
+    return f"{subject} {OP_WORDS[value['op']]} {shown}"
+
+
 def error_fields(detail: Any, prefix: str = "") -> list[dict[str, str]]:
     """DRF's nested error detail flattened to `[{"field": "definition.and[0].score.target", "error"}]`."""
     out: list[dict[str, str]] = []

@@ -22,7 +22,13 @@ from funnel_site.events.roles import EDITOR, role_allows, user_role
 from funnel_site.events.stages import STAGES
 from funnel_site.funnels.models import SavedFunnel
 from predictions.models import Target
-from predictions.segments.definition import EMAIL_OPS, TRAIT_OPS, definition_parse, error_fields
+from predictions.segments.definition import (
+    EMAIL_OPS,
+    TRAIT_OPS,
+    definition_parse,
+    definition_summary,
+    error_fields,
+)
 from predictions.segments.evaluate import definition_preview
 from predictions.segments.selectors import (
     SegmentNotFound,
@@ -88,8 +94,19 @@ def segment_list_page(request, slug: str):
     """The workspace's segments with their sizes and when they were refreshed."""
     workspace = workspace_for(request, slug)
     can_edit = role_allows(role=user_role(user=request.user, workspace=workspace), needed=EDITOR)
-    return render(request, "segments/list.html", {
-        "workspace": workspace, "segments": segment_list(workspace=workspace), "can_edit": can_edit})
+    names = dict(SavedFunnel.objects.filter(workspace=workspace).values_list("id", "name"))
+    segments = list(segment_list(workspace=workspace))
+    for segment in segments:
+        segment.summary = _summary(segment.definition, names)
+    return render(request, "segments/list.html", {"workspace": workspace, "segments": segments,
+                                                  "can_edit": can_edit})
+
+
+def _summary(definition: dict, funnel_names: dict[int, str]) -> str:
+    try:
+        return definition_summary(definition, funnel_names=funnel_names)
+    except (KeyError, TypeError, ValueError, StopIteration, AttributeError):  # an old or hand-edited shape
+        return json.dumps(definition)
 
 
 @login_required
@@ -157,6 +174,8 @@ def segment_detail_page(request, slug: str, segment_id: int):
         "workspace": workspace, "segment": segment, "can_edit": can_edit, "initial": initial, "errors": errors,
         "page": page, "members": members, "initial_json": json.dumps(initial["definition"], indent=1),
         "chart": size_chart(segment_history(segment=segment, limit=200)), "targets": Target.values,
+        "summary": _summary(segment.definition, dict(SavedFunnel.objects.filter(workspace=workspace)
+                                                     .values_list("id", "name"))),
         **_editor_context(workspace)})
 
 

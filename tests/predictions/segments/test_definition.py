@@ -100,3 +100,18 @@ def test_funnel_step_errors(ws, funnel):
 def test_another_workspaces_funnel_is_missing(ws, funnel, other_workspace_with_key):
     errors = errors_of(other_workspace_with_key[0], {"funnel": {"id": funnel.id, "step": 1}})
     assert errors[0]["field"] == "definition.funnel.id"
+
+
+def test_summary_in_words(ws, funnel):
+    from predictions.segments.definition import definition_summary
+
+    definition = definition_parse({"and": [
+        {"score": {"target": "purchase", "top_percent": 10}},
+        {"or": [{"stage": {"reached": "consideration", "not_next_within": "2d"}},
+                {"funnel": {"id": funnel.id, "step": 2}}]},
+        {"not": {"email": {"op": "exists"}}},
+        {"trait": {"key": "plan", "op": "in", "value": ["pro", "team"]}},
+    ]}, workspace=ws)
+    assert definition_summary(definition, funnel_names={funnel.id: "checkout"}) == (
+        "purchase score in the top 10 % and (reached consideration, not the next stage within 2d or reached "
+        "step 2 of checkout) and not (email exists) and trait plan in pro, team")
