@@ -163,3 +163,19 @@ def test_another_workspace_never_reaches_acmes_segments(api, other_api, generate
     # globex's preview of the same definition sees none of acme's scores
     assert other_api.post("/api/v1/segments/preview", {"definition": TOP10}, format="json").json()["size"] == 0
     assert Segment.objects.get(pk=sid).name == "best"
+
+
+def test_the_grammar_is_the_openapi_schema(client):
+    import yaml
+
+    schema = yaml.safe_load(client.get("/api/schema/").content)
+    components = schema["components"]["schemas"]
+    condition = components["Condition"]["properties"]
+    assert set(condition) == {"and", "or", "not", "score", "stage", "funnel", "trait", "email"}
+    assert condition["and"]["items"]["$ref"].endswith("/Condition")  # recursive, as accepted
+    assert components["ScoreCondition"]["properties"]["min_probability"]["maximum"] == 1
+    assert "definition" in components["SegmentInput"]["required"]
+    paths = schema["paths"]
+    assert {"/api/v1/segments", "/api/v1/segments/preview", "/api/v1/segments/{segment_id}",
+            "/api/v1/segments/{segment_id}/members", "/api/v1/segments/{segment_id}/refresh",
+            "/api/v1/segments/{segment_id}/history"} <= set(paths)
