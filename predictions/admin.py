@@ -54,3 +54,6 @@ class ContactScoreAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+# Segments and their history (predictions/segments/admin.py registers them).
+from predictions.segments import admin as _segments_admin  # noqa: E402,F401

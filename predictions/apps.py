@@ -5,3 +5,13 @@ class PredictionsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "predictions"
     label = "predictions"
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_save
+
+        from funnel_site.events.models import Workspace
+        from predictions import signals
+        from predictions.segments import receivers
+
+        post_save.connect(receivers.workspace_created, sender=Workspace, dispatch_uid="segments_defaults")
+        signals.scores_updated.connect(receivers.scores_updated, dispatch_uid="segments_refresh")

@@ -44,6 +44,13 @@ CASES: dict[str, tuple[str, str]] = {
     "api/v1/models/<int:model_id>/cancel": ("POST", "/api/v1/models/1/cancel"),
     "api/v1/predictions": ("GET", "/api/v1/predictions"),
     "api/v1/predictions/<str:contact_id>": ("GET", f"/api/v1/predictions/{SECRET}"),
+    # segments (acme's own segment ids tried with globex's key: tests/predictions/segments/test_apis.py)
+    "api/v1/segments": ("GET", "/api/v1/segments"),
+    "api/v1/segments/preview": ("POST", "/api/v1/segments/preview"),
+    "api/v1/segments/<int:segment_id>": ("GET", "/api/v1/segments/1"),
+    "api/v1/segments/<int:segment_id>/members": ("GET", "/api/v1/segments/1/members"),
+    "api/v1/segments/<int:segment_id>/refresh": ("POST", "/api/v1/segments/1/refresh"),
+    "api/v1/segments/<int:segment_id>/history": ("GET", "/api/v1/segments/1/history"),
 }
 
 

@@ -42,6 +42,20 @@ def write_csv_atomically(path: Path, rows) -> None:
         raise
 
 
+def scores_announce(*, workspace, target: str) -> list[dict]:
+    """Send `scores_updated` for a batch run; the segment receiver refreshes the workspace's
+    segments and returns their counts, which are printed."""
+    from predictions.signals import scores_updated
+
+    responses = scores_updated.send(sender=Command, workspace_id=workspace.pk, target=target, contact_ids=None,
+                                    scoring_run_id=None)
+    return [
+        {key: segment[key] for key in ("segment_id", "name", "size", "entered", "exited")}
+        for _, response in responses if isinstance(response, dict)
+        for segment in response.get("segments", [])
+    ]
+
+
 class Command(ContractCommand):
     help = (
         "Score every eligible contact (any own event within the model's lookback) with the active model as of "
@@ -70,6 +84,7 @@ class Command(ContractCommand):
             raise CommandError(str(exc)) from None
         stored = scores_store(run)
         scores_prune(version=version, as_of=run.as_of)
+        segments = scores_announce(workspace=workspace, target=version.target)
         as_of = unix_to_datetime(run.as_of)
         if output is not None:
             names = contact_external_ids(run.contacts)
@@ -87,8 +102,11 @@ class Command(ContractCommand):
             "above_threshold": int((run.probabilities >= run.threshold).sum()),
             "threshold": run.threshold,
             "output": str(output) if output else None,
+            "segments": segments,
         }
         self.emit(options, payload,
                   f"scored {stored} contacts with {version.target} model {version.pk} as of {as_of:%Y-%m-%d %H:%M:%S} "
                   f"UTC ({payload['above_threshold']} above the threshold {run.threshold:.3f})"
-                  + (f"; wrote {output}" if output else ""))
+                  + (f"; wrote {output}" if output else "")
+                  + "".join(f"\nsegment {s['name']!r}: {s['size']} members (+{s['entered']} entered, "
+                            f"-{s['exited']} exited)" for s in segments))
