@@ -31,11 +31,13 @@ def workspace_list(*, user) -> QuerySet:
 
 
 def events_per_day(*, workspace: Workspace, days: int = 60) -> list[tuple[str, int]]:
-    """(YYYY-MM-DD, events) for the last `days` days up to the newest event, days without events as 0."""
-    newest = Event.objects.filter(workspace=workspace).order_by("-timestamp").values_list("timestamp", flat=True).first()
+    """(YYYY-MM-DD, events) for the last `days` days up to the newest event (from the first event when
+    that is later), days without events as 0."""
+    events = Event.objects.filter(workspace=workspace).order_by("timestamp").values_list("timestamp", flat=True)
+    newest, oldest = events.last(), events.first()
     if newest is None:
         return []
-    start = (newest - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = max(newest - timedelta(days=days - 1), oldest).replace(hour=0, minute=0, second=0, microsecond=0)
     rows = (
         Event.objects.filter(workspace=workspace, timestamp__gte=start)
         .annotate(day=TruncDay("timestamp")).values("day").annotate(n=Count("id")).order_by("day")
