@@ -23,7 +23,12 @@ from funnel_site.funnels import charts
 from funnel_site.funnels.engine import FunnelDefinitionError, FunnelTimeoutError
 from funnel_site.funnels.forms import FunnelExplorerForm, initial_from_definition
 from funnel_site.funnels.marketing import marketing_funnel_report
-from funnel_site.funnels.selectors import funnel_query, saved_funnel_get, saved_funnel_list
+from funnel_site.funnels.selectors import (
+    funnel_contacts_page,
+    funnel_query,
+    saved_funnel_get,
+    saved_funnel_list,
+)
 from funnel_site.funnels.services import saved_funnel_create, saved_funnel_delete
 from funnel_site.funnels.spec import funnel_spec_parse, parse_moment
 
@@ -101,6 +106,9 @@ def funnel_explorer(request, slug: str):
             if request.GET.get("format") == "csv":
                 return _csv(run.payload, f"funnel-{workspace.slug}")
             context.update(_result_context(run.payload))
+            dropped = request.GET.get("dropped", "")
+            if dropped.isdigit() and 2 <= int(dropped) <= len(run.payload["steps"]):
+                context["dropped"] = funnel_contacts_page(run=run, step=int(dropped), status="dropped", limit=50)
             context["query_string"] = urlencode(form.to_query_string()) if not saved_definition else f"saved={saved_id}"
     return render(request, "funnels/explorer.html", context)
 

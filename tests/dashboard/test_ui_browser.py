@@ -122,6 +122,9 @@ def test_build_a_funnel_with_the_pickers_matches_the_api(page, live_server, admi
     download = page.request.get(page.url.split("?")[0] + page.get_attribute("#funnel-csv", "href"))
     rows = list(csv.DictReader(io.StringIO(download.text())))
     assert [int(r["count"]) for r in rows if not r["breakdown"]] == shown
+    page.click("#funnel-steps tbody tr:nth-child(3) a")  # who dropped off before step 3
+    page.wait_for_selector("#dropped-contacts")
+    assert page.locator("#dropped-contacts tbody tr").count() == min(50, shown[1] - shown[2])
 
 
 def test_start_a_training_and_watch_its_status_change(celery_worker_process, page, live_server, admin_login,
