@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import render
 
 from funnel_site.dashboard import selectors
@@ -50,3 +52,31 @@ def contact_detail(request, slug: str, contact_id: str):
         "segments": selectors.contact_segment_history(contact=contact),
         "events": selectors.contact_timeline(contact=contact), "timeline_limit": selectors.TIMELINE_LIMIT,
     })
+
+
+class _Echo:
+    """A file-like object whose write returns the line, for streaming csv.writer rows."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+@login_required
+def scores_csv(request, slug: str, model_id: int):
+    """A model's stored scores as CSV, most likely first (streamed: a workspace may have millions)."""
+    workspace = workspace_for(request, slug)
+    version, rows = selectors.model_scores(workspace=workspace, model_id=model_id)
+    if version is None:
+        raise Http404("no such model")
+    writer = csv.writer(_Echo())
+    header = ["contact_id", "email", "probability", "above_threshold", "model_id", "as_of"]
+
+    def lines():
+        yield writer.writerow(header)
+        for external_id, email, probability, as_of in rows:
+            yield writer.writerow([external_id, email, f"{probability:.6f}", int(probability >= version.threshold),
+                                   version.pk, as_of.isoformat()])
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="scores-{slug}-{version.target}-{version.pk}.csv"'
+    return response

@@ -166,3 +166,15 @@ def workspace_settings(*, workspace: Workspace) -> dict[str, Any]:
         "members": list(Membership.objects.filter(workspace=workspace).select_related("user").order_by("user__username")),
         "roles": Membership.Role.choices,
     }
+
+
+def model_scores(*, workspace: Workspace, model_id: int):
+    """(the model version or None, an iterator of (contact id, e-mail, probability, as_of)), most likely first."""
+    from predictions.models import ContactScore, ModelVersion
+
+    version = ModelVersion.objects.filter(workspace=workspace, pk=model_id).defer("curves").first()
+    if version is None:
+        return None, iter(())
+    rows = (ContactScore.objects.filter(model_version=version).order_by("-probability", "contact_id")
+            .values_list("contact__external_id", "contact__email", "probability", "as_of").iterator(chunk_size=5000))
+    return version, rows

@@ -15,6 +15,7 @@ urlpatterns = [
     path("dashboard/<slug:slug>/", views.workspace_overview, name="workspace"),
     path("dashboard/<slug:slug>/contacts/", contact_views.contact_list, name="contacts"),
     path("dashboard/<slug:slug>/contacts/<str:contact_id>/", contact_views.contact_detail, name="contact"),
+    path("dashboard/<slug:slug>/scores/<int:model_id>.csv", contact_views.scores_csv, name="scores-csv"),
     path("dashboard/<slug:slug>/settings/", settings_views.settings_page, name="settings"),
     path("dashboard/<slug:slug>/settings/stages", settings_views.stage_map_save, name="stage-map"),
     path("dashboard/<slug:slug>/settings/keys", settings_views.api_key_new, name="key-create"),

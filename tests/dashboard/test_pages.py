@@ -51,6 +51,11 @@ def test_other_tenant_is_404_on_every_dashboard_page(client, api, other_api, dja
     for url in ["/dashboard/acme/", "/dashboard/acme/contacts/", "/dashboard/acme/contacts/c1/",
                 "/dashboard/acme/settings/", "/dashboard/go?slug=acme"]:
         assert client.get(url).status_code == 404, url
+    from predictions.models import ModelVersion
+
+    theirs = ModelVersion.objects.create(workspace=api.workspace, target="purchase", config={})
+    assert client.get(f"/dashboard/acme/scores/{theirs.pk}.csv").status_code == 404
+    assert client.get(f"/dashboard/globex/scores/{theirs.pk}.csv").status_code == 404  # their id under my slug
     key = ApiKey.objects.filter(workspace=api.workspace).first()
     assert client.post(f"/dashboard/acme/settings/keys/{key.pk}/revoke").status_code == 404
     assert client.post(f"/dashboard/globex/settings/keys/{key.pk}/revoke").status_code == 302

@@ -162,6 +162,10 @@ def test_find_a_contact_and_see_its_factors(page, live_server, admin_login, worl
     assert waterfall["labels"] == [f["text"] for f in FACTORS]
     assert waterfall["datasets"][0] == [[0, 0.31], [0.31, 0.19], [0.19, 0.24]]
     assert page.locator("#timeline tbody tr").count() >= 1
+    page.goto(f"{live_server.url}/dashboard/acme/models/{world['version'].pk}/")
+    scores = list(csv.DictReader(io.StringIO(page.request.get(
+        live_server.url + page.get_attribute("#scores-csv", "href")).text())))
+    assert [(r["contact_id"], r["probability"]) for r in scores] == [(contact.external_id, "0.730000")]
 
 
 def test_tenancy_and_a_viewer_sees_no_controls(page, live_server, world, django_user_model):
