@@ -94,6 +94,8 @@ def _latest_rows(label: str, workspace: Workspace) -> list[dict[str, Any]] | Non
         model = apps.get_model(label)
     except LookupError:
         return None
+    if not _has_field(model, "workspace"):  # not a per-workspace run model: nothing to show safely
+        return None
     order = next((f for f in ("started_at", "created_at", "at") if _has_field(model, f)), "pk")
     rows = []
     for obj in model.objects.filter(workspace=workspace).order_by(f"-{order}")[:5]:
