@@ -123,6 +123,16 @@ class Command(BaseCommand):
     def _serve(self, options: dict, banner: str) -> None:
         env = quiet_env(os.environ)
         worker_flags = ["-W", "ignore:You're running the worker with superuser privileges"]  # a demo runs as root
+        stop = False
+
+        def _stop(*_):
+            nonlocal stop
+            stop = True
+
+        # before the children start: a TERM while waiting for them must still stop them
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        names = ["celery worker", "gunicorn"]
         procs = [
             subprocess.Popen(
                 [sys.executable, *worker_flags, "-m", "celery", "-A", "funnel_site", "--quiet", "worker", "-Q",
@@ -137,19 +147,12 @@ class Command(BaseCommand):
                 cwd=ROOT, env=env,
             ),
         ]
-        ready = self._wait_ready(options, procs)
-        note = "" if ready else "  (the site has not answered /readyz yet: see the messages above)\n"
-        self.stdout.write(banner + note + "  (Ctrl-C stops the web server and the worker)\n" + "=" * 64 + "\n")
-        self.stdout.flush()
-        stop = False
-
-        def _stop(*_):
-            nonlocal stop
-            stop = True
-
-        signal.signal(signal.SIGTERM, _stop)
-        signal.signal(signal.SIGINT, _stop)
         try:
+            ready = self._wait_ready(options, procs, lambda: stop)
+            if not stop:
+                note = "" if ready else "  (the site has not answered /readyz yet: see the messages above)\n"
+                self.stdout.write(banner + note + "  (Ctrl-C stops the web server and the worker)\n" + "=" * 64 + "\n")
+                self.stdout.flush()
             while not stop and all(p.poll() is None for p in procs):
                 time.sleep(0.5)
         finally:
@@ -161,18 +164,18 @@ class Command(BaseCommand):
                     p.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     p.kill()
-        failed = [p.args[2] for p in procs if p.returncode not in (0, None, -signal.SIGTERM)]
+        failed = [name for name, p in zip(names, procs, strict=True) if p.returncode not in (0, None, -signal.SIGTERM)]
         if failed and not stop:
             sys.exit(f"{', '.join(failed)} stopped unexpectedly")
 
     @staticmethod
-    def _wait_ready(options: dict, procs: list) -> bool:
+    def _wait_ready(options: dict, procs: list, stopped) -> bool:
         """Wait until the web server answers /readyz (so the banner is the last thing printed)."""
         import urllib.request
 
         url = f"http://{options['host']}:{options['port']}/readyz"
         deadline = time.monotonic() + READY_WAIT_SECONDS
-        while time.monotonic() < deadline and all(p.poll() is None for p in procs):
+        while time.monotonic() < deadline and not stopped() and all(p.poll() is None for p in procs):
             try:
                 with urllib.request.urlopen(url, timeout=2) as response:
                     if response.status == 200:
