@@ -7,6 +7,8 @@ from django.urls import Resolver404, resolve
 from funnel_site.dashboard.nav import workspace_nav
 from funnel_site.events.roles import ADMIN, EDITOR, role_allows, user_role
 
+SWITCHER_LIMIT = 300
+
 
 def ui(request) -> dict[str, object]:
     """`nav`, `my_workspaces`, `current_slug`, `role`, `can_edit` and `can_admin` for base.html and pages.
@@ -25,8 +27,13 @@ def ui(request) -> dict[str, object]:
         except Resolver404:
             match = None
     slug = (match.kwargs.get("slug") if match else None) or ""
-    workspaces = list(visible_workspaces(user).only("slug", "name"))
+    # a superuser of a large platform sees every tenant: the switcher lists the first few hundred
+    workspaces = list(visible_workspaces(user).only("slug", "name")[:SWITCHER_LIMIT])
     current = next((w for w in workspaces if w.slug == slug), None)
+    if current is None and slug:
+        current = visible_workspaces(user).filter(slug=slug).only("slug", "name").first()
+        if current is not None:
+            workspaces.append(current)
     context: dict[str, object] = {"my_workspaces": workspaces, "current_slug": current.slug if current else ""}
     if current is not None:
         role = user_role(user=user, workspace=current)
