@@ -13,7 +13,7 @@ from funnel_site.events.models import ApiKey, Contact, Event, Membership, StageM
 from funnel_site.events.stages import STAGES
 
 CONTACTS_PAGE = 50
-TIMELINE_LIMIT = 200
+TIMELINE_LIMIT = 100
 # Runs shown on the overview when their app is merged: (heading, "app_label.Model").
 OVERVIEW_RUN_MODELS = (("Scoring runs", "predictions.ScoringRun"), ("Sync runs", "integrations.SyncRun"))
 FAILED = ("failed", "error", "errored")
