@@ -122,3 +122,12 @@ def test_favicon_and_branded_admin(client, django_user_model):
 def test_login_required(client):
     for url in ["/dashboard/", "/dashboard/acme/contacts/"]:
         assert client.get(url).status_code == 302
+
+
+def test_optional_include_renders_nothing_for_a_missing_partial_and_the_partial_when_present():
+    from django.template import Context, Template
+
+    template = Template('{% load ui %}[{% optional_include "no/such.html" %}][{% optional_include "dashboard/_new_key.html" %}]')
+    assert "".join(template.render(Context({"new_api_key": None})).split()) == "[][]"
+    shown = template.render(Context({"new_api_key": {"name": "k", "key": "fk_x"}}))
+    assert 'id="new-api-key-value">fk_x' in shown

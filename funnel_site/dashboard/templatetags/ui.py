@@ -68,3 +68,20 @@ def pct(rate, decimals=1) -> str:
         return f"{float(rate) * 100:.{int(decimals)}f}%"
     except (TypeError, ValueError):
         return "–"
+
+
+@register.simple_tag(takes_context=True)
+def optional_include(context, template_name: str) -> str:
+    """Render `template_name` with the current context when it exists, else nothing.
+
+    Lets a page show a partial another part of the product provides (the tournament's scoreboard on
+    the model page) as soon as that part is installed, without failing while it is not.
+    """
+    from django.template import TemplateDoesNotExist
+    from django.template.loader import get_template
+
+    try:
+        partial = get_template(template_name)
+    except TemplateDoesNotExist:
+        return ""
+    return partial.render(context.flatten(), context.get("request"))
