@@ -12,7 +12,15 @@ from django.views.decorators.http import require_POST
 from funnel_site.cli import _DURATION, _UNIT_SECONDS
 from funnel_site.dashboard.views import workspace_for
 from funnel_site.events.models import Contact
-from predictions.charts import METRIC_COLUMNS, metrics_rows, reliability_plot, roc_plot
+from funnel_site.events.roles import ADMIN
+from predictions.charts import (
+    METRIC_COLUMNS,
+    METRIC_NOTES,
+    count_rows,
+    metrics_rows,
+    reliability_spec,
+    roc_spec,
+)
 from predictions.models import Arch, ModelVersion, Target
 from predictions.selectors import (
     NotFound,
@@ -40,13 +48,21 @@ def _version(workspace, model_id) -> ModelVersion:
 
 
 def progress_text(version: ModelVersion) -> str:
-    """One line on a training's state: phase, epoch, validation AUC."""
+    """One line on a training's state: phase, epoch, validation AUC, time running."""
+    from django.utils import timezone
+
+    from funnel_site.funnels.charts import human_seconds
+
     p = version.progress or {}
-    parts = [p.get("phase", "")]
+    parts = [p.get("phase", "") or ("waiting for a worker" if version.status == ModelVersion.Status.QUEUED else "")]
     if "epoch" in p:
         parts.append(f"epoch {p['epoch']}" + (f" ({p['arch']})" if p.get("arch") else ""))
     if isinstance(p.get("val_auc"), float):
         parts.append(f"validation AUC {p['val_auc']:.3f}")
+    if isinstance(p.get("best_val_auc"), float):
+        parts.append(f"best so far {p['best_val_auc']:.3f}")
+    if version.in_flight and version.started_at:
+        parts.append(f"running for {human_seconds((timezone.now() - version.started_at).total_seconds())}")
     return " · ".join(x for x in parts if x)
 
 
@@ -60,7 +76,7 @@ def _seconds(text: str, field: str) -> int:
 @login_required
 def models(request, slug: str):
     """The workspace's models, the active one per target, and the train form (POST queues a training)."""
-    workspace = workspace_for(request, slug)
+    workspace = workspace_for(request, slug, role=ADMIN if request.method == "POST" else "viewer")
     if request.method == "POST":
         try:
             version = model_version_queue(
@@ -93,8 +109,9 @@ def detail(request, slug: str, model_id: int):
         "columns": [label for _, label in METRIC_COLUMNS],
         "rows": metrics_rows(f"{version.trained_arch or version.arch}{' + GBT' if version.ensemble else ''} (this model)",
                              version.metrics, version.baselines) if version.metrics else [],
-        "roc": roc_plot(version.curves.get("roc", [])),
-        "reliability": reliability_plot(version.curves.get("reliability", [])),
+        "roc": roc_spec(version.curves.get("roc", [])),
+        "reliability": reliability_spec(version.curves.get("reliability", [])),
+        "notes": METRIC_NOTES, "count_rows": count_rows(version.counts or {}),
         "top": top,
         "poll_ids": [version.pk] if version.in_flight else [],
     }
@@ -113,7 +130,7 @@ def status(request, slug: str, model_id: int):
 @require_POST
 def activate(request, slug: str, model_id: int):
     """Activate a succeeded model (POST)."""
-    version = _version(workspace_for(request, slug), model_id)
+    version = _version(workspace_for(request, slug, role=ADMIN), model_id)
     try:
         model_version_activate(version=version)
         messages.success(request, f"Model {version.pk} is now the active {version.target} model.")
@@ -126,7 +143,7 @@ def activate(request, slug: str, model_id: int):
 @require_POST
 def cancel(request, slug: str, model_id: int):
     """Cancel a queued or running training (POST)."""
-    version = _version(workspace_for(request, slug), model_id)
+    version = _version(workspace_for(request, slug, role=ADMIN), model_id)
     try:
         model_version_cancel(version=version)
         messages.success(request, f"Model {version.pk} cancelled.")

@@ -19,7 +19,7 @@ from predictions.frames import unix_to_datetime, workspace_frame
 from predictions.ml.data import EventFrame
 from predictions.ml.errors import ArtifactError
 from predictions.models import ContactScore, ModelVersion
-from predictions.services import PredictionError
+from predictions.services import PredictionError, status_phrase
 
 _SCORERS: dict[str, tuple[tuple, object]] = {}
 _SCORERS_LOCK = threading.Lock()
@@ -51,7 +51,7 @@ def scorer_load(artifact_dir: str | Path):
 def scorer_for(version: ModelVersion):
     """The Scorer of a succeeded version; PredictionError naming the version and the reason otherwise."""
     if version.status != ModelVersion.Status.SUCCEEDED or not version.artifact_path:
-        raise PredictionError(f"model {version.pk} is {version.status}: it has no artifact to score with")
+        raise PredictionError(f"model {version.pk} {status_phrase(version.status)}: it has no artifact to score with")
     try:
         return scorer_load(version.artifact_path)
     except ArtifactError as exc:

@@ -19,6 +19,19 @@ from predictions.ml.config import TrainConfig
 from predictions.ml.errors import ArtifactError, ConfigError
 from predictions.models import Arch, ModelVersion, Target
 
+_STATUS_PHRASES = {
+    ModelVersion.Status.QUEUED: "is still waiting for a worker",
+    ModelVersion.Status.RUNNING: "is still training",
+    ModelVersion.Status.SUCCEEDED: "has finished training",
+    ModelVersion.Status.FAILED: "failed to train",
+    ModelVersion.Status.CANCELLED: "was cancelled",
+}
+
+
+def status_phrase(status: str) -> str:
+    """A model's status as words that follow "model 3 ..." ("is still training", "failed to train")."""
+    return _STATUS_PHRASES.get(status, f"has status {status!r}")
+
 log = structlog.get_logger(__name__)
 
 DAY = 86400
@@ -134,7 +147,7 @@ def model_version_cancel(*, version: ModelVersion) -> ModelVersion:
     with transaction.atomic():
         locked = ModelVersion.objects.select_for_update().get(pk=version.pk)
         if locked.status not in ModelVersion.IN_FLIGHT:
-            raise PredictionError(f"model {locked.pk} is {locked.status}: only a queued or running training can be cancelled")
+            raise PredictionError(f"model {locked.pk} {status_phrase(locked.status)}: only a queued or running training can be cancelled")
         locked.status = ModelVersion.Status.CANCELLED
         locked.failure_reason = "cancelled on request"
         locked.finished_at = timezone.now()
@@ -152,7 +165,7 @@ def model_version_activate(*, version: ModelVersion) -> ModelVersion:
     from predictions.ml.artifacts import read_manifest
 
     if version.status != ModelVersion.Status.SUCCEEDED:
-        raise PredictionError(f"model {version.pk} is {version.status}: only a succeeded model can be activated")
+        raise PredictionError(f"model {version.pk} {status_phrase(version.status)}: only a model whose training succeeded can be activated")
     try:
         read_manifest(version.artifact_path, verify=True)
     except ArtifactError as exc:

@@ -154,7 +154,7 @@ def _train(version: ModelVersion, heartbeat: Heartbeat) -> str:
         frame = workspace_frame(
             workspace_id=version.workspace_id, before=unix_to_datetime(cutoff_unix) if cutoff_unix else None
         )
-        heartbeat.set_phase("features and baselines")
+        heartbeat.set_phase("building features and training the baselines")
         from predictions.ml.trainer import train_model
 
         config = TrainConfig.from_dict(version.config["train"])

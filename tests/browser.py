@@ -72,3 +72,12 @@ def login(page, live_server, username: str, password: str) -> None:
     page.fill("#id_password", password)
     page.click("button[type=submit]")
     page.wait_for_url(f"{live_server.url}/dashboard/")
+
+
+def chart_data(page, canvas_id: str) -> dict:
+    """What Chart.js drew on a canvas: its labels and each dataset's data (fails if nothing was drawn)."""
+    page.wait_for_function(f"window.Chart && Chart.getChart(document.getElementById('{canvas_id}'))")
+    return page.evaluate(
+        f"""() => {{ const c = Chart.getChart(document.getElementById('{canvas_id}'));
+        return {{labels: c.data.labels || [], datasets: c.data.datasets.map(d => d.data),
+                 type: c.config.type, value_labels: (c.options.plugins.valueLabels || {{}}).labels || []}}; }}""")

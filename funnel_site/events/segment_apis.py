@@ -32,7 +32,8 @@ def _to_items(messages: list, *, forced_type: str | None) -> list[tuple[int, obj
                 item["timestamp"] = received
             items.append((index, item))
         except ValueError as exc:
-            items.append((index, {"_invalid": (getattr(exc, "field", "message"), str(exc))}))
+            # the reason alone: the error body names the field beside it ("userId: userId: ..." otherwise)
+            items.append((index, {"_invalid": (getattr(exc, "field", "message"), getattr(exc, "reason", str(exc)))}))
     return items
 
 

@@ -20,7 +20,8 @@ class FunnelExplorerForm(forms.Form):
     attribution = forms.ChoiceField(choices=[("first_touch", "first touch"), ("last_touch", "last touch")], required=False)
     hold_constant = forms.CharField(required=False, help_text="event property equal across steps")
     since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(required=False, label="Until (inclusive)", widget=forms.DateInput(attrs={"type": "date"}))
+    # exclusive, like the marketing page, the API and the commands: [since, until)
+    until = forms.DateField(required=False, label="Until (exclusive)", widget=forms.DateInput(attrs={"type": "date"}))
     trend_interval = forms.ChoiceField(choices=[("day", "day"), ("week", "week")], required=False)
 
     def to_query_string(self) -> dict[str, str]:
@@ -44,8 +45,7 @@ class FunnelExplorerForm(forms.Form):
             "attribution": data.get("attribution") or "first_touch",
             "hold_constant": data.get("hold_constant") or None,
             "since": data["since"].isoformat() if data.get("since") else None,
-            # the form's end date is inclusive; queries take an exclusive end
-            "until": (data["until"] + timedelta(days=1)).isoformat() if data.get("until") else None,
+            "until": data["until"].isoformat() if data.get("until") else None,
             "trend_interval": data.get("trend_interval") or "day",
         }
 
@@ -56,13 +56,9 @@ def initial_from_definition(definition: dict[str, Any]) -> dict[str, Any]:
     def label(item: dict[str, Any]) -> str:
         return f"stage:{item['stage']}" if item.get("stage") else "|".join(item.get("events", []))
 
-    window = definition.get("window_seconds", 14 * 86400)
-    for unit, size in (("w", 7 * 86400), ("d", 86400), ("h", 3600), ("m", 60)):
-        if window % size == 0:
-            window_text = f"{window // size}{unit}"
-            break
-    else:
-        window_text = f"{window}s"
+    from funnel_site.dashboard.templatetags.durations import format_duration
+
+    window_text = format_duration(definition.get("window_seconds", 14 * 86400))
     return {
         "steps": ",".join(label(s) for s in definition.get("steps", [])),
         "window": window_text,
@@ -73,14 +69,14 @@ def initial_from_definition(definition: dict[str, Any]) -> dict[str, Any]:
         "attribution": definition.get("attribution", "first_touch"),
         "hold_constant": definition.get("hold_constant") or "",
         "since": (definition.get("since") or "")[:10],
-        "until": _inclusive_day(definition.get("until")),
+        "until": _day(definition.get("until")),
         "trend_interval": definition.get("trend_interval", "day"),
     }
 
 
-def _inclusive_day(until: str | None) -> str:
-    """The last day covered by an exclusive ISO end (midnight -> the day before)."""
+def _day(until: str | None) -> str:
+    """The day of an exclusive ISO end (a saved end that is not midnight is shown as its next day)."""
     if not until:
         return ""
     day = date.fromisoformat(until[:10])
-    return (day - timedelta(days=1)).isoformat() if until[11:19] in ("", "00:00:00") else day.isoformat()
+    return day.isoformat() if until[11:19] in ("", "00:00:00") else (day + timedelta(days=1)).isoformat()

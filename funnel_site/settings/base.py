@@ -79,13 +79,15 @@ WSGI_APPLICATION = "funnel_site.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # the admin's branding (admin/base_site.html) must come before django.contrib.admin's own
+        "DIRS": [BASE_DIR / "funnel_site" / "dashboard" / "admin_templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "funnel_site.dashboard.context_processors.ui",
             ],
         },
     }

@@ -8,7 +8,7 @@ from unittest import mock
 import pytest
 
 from predictions.models import ContactScore, ModelVersion
-from tests.browser import login
+from tests.browser import chart_data, login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -36,7 +36,8 @@ def test_model_detail_shows_metrics_beside_baselines_plots_and_top_contacts(
     assert page.inner_text("#status") == "succeeded" and page.inner_text("#active-badge") == "active"
     rows = page.locator("#metrics tbody tr")
     assert rows.count() == 4 and "gradient-boosted trees" in page.inner_text("#metrics")
-    assert page.locator("svg.plot").count() == 2 and page.locator("svg.plot circle").count() >= 2
+    assert len(chart_data(page, "roc-plot")["datasets"][0]) >= 2
+    assert len(chart_data(page, "reliability-plot")["datasets"][0]) >= 2
     page.click(f"#top-contacts >> text={contact.external_id}")
     assert page.inner_text("#prediction-purchase .probability") == "0.730"
     assert "Added to cart 2 days ago" in page.inner_text("#prediction-purchase")

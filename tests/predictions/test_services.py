@@ -80,10 +80,10 @@ def test_claim_moves_status_once_and_tells_duplicates_apart(workspace_with_key, 
 
 def test_cancel_and_activate_rules(workspace_with_key, sent):
     version = model_version_queue(workspace=workspace_with_key[0], target="purchase")
-    with pytest.raises(PredictionError, match="only a succeeded model can be activated"):
+    with pytest.raises(PredictionError, match="model .* is still waiting for a worker: only a model whose training succeeded can be activated"):
         model_version_activate(version=version)
     assert model_version_cancel(version=version).status == "cancelled"
-    with pytest.raises(PredictionError, match="is cancelled"):
+    with pytest.raises(PredictionError, match="was cancelled: only a queued or running"):
         model_version_cancel(version=version)
 
 

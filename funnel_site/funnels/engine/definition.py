@@ -169,7 +169,7 @@ class FunnelDefinition:
         ):
             raise FunnelDefinitionError(
                 field="window",
-                reason=f"the conversion window must be 1s to 90d (in whole seconds), got {window!r}",
+                reason=f"the conversion window must be 1s to 90d, got {_duration_text(window)}",
             )
         if self.order not in ORDERS:
             raise FunnelDefinitionError(
@@ -226,3 +226,13 @@ class FunnelDefinition:
                     raise FunnelDefinitionError(
                         field=where, reason=f"the excluded event is itself step {step.label!r} of that range"
                     )
+
+
+def _duration_text(window) -> str:
+    """A window in seconds written as people enter it (8640000 -> '100d'); other values as given."""
+    if isinstance(window, bool) or not isinstance(window, int):
+        return repr(window)
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if window and window % size == 0:
+            return f"{window // size}{unit}"
+    return f"{window}s"
