@@ -10,6 +10,7 @@ api_v1 = [
     path("", include("funnel_site.events.urls")),
     path("", include("funnel_site.funnels.urls")),
     path("", include("predictions.urls")),
+    path("", include("integrations.urls")),
 ]
 
 urlpatterns = [
@@ -22,5 +23,7 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("dashboard/<slug:slug>/funnels/", include("funnel_site.funnels.ui_urls")),
     path("dashboard/<slug:slug>/models/", include("predictions.page_urls")),
+    path("dashboard/<slug:slug>/", include("integrations.page_urls")),
+    path("webhooks/", include("integrations.webhooks.urls")),
     path("", include("funnel_site.dashboard.urls")),
 ]

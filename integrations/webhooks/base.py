@@ -1,0 +1,106 @@
+"""The verifying base view of inbound webhooks (anymail's contract, with a durable store).
+
+Order: the workspace's active secrets; verification on the raw body in constant time (a refusal is
+counted with its reason and nothing of the body is kept); the payload split into the provider's
+items, each stored raw under its provider id (a redelivery is a duplicate, stored once); 200 at
+once; processing on the `ingest` queue (integrations/inbound.py).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from celery import current_app
+from django.conf import settings
+from django.db import transaction
+from django.http import Http404, HttpRequest, JsonResponse
+from django.utils.decorators import method_decorator
+from django.views import View
+from django.views.decorators.csrf import csrf_exempt
+
+from funnel_site.events.models import Workspace
+from integrations.models import WebhookDelivery, WebhookRefusal, WebhookSource
+
+PROCESS_TASK = "integrations.inbound.process_deliveries"
+MAX_BODY_BYTES = 5 * 1024 * 1024
+
+
+class Refused(Exception):
+    """A request that is not accepted: `reason` is counted, `status` answered (401 or 400)."""
+
+    def __init__(self, reason: str, message: str, status: int = 401) -> None:
+        super().__init__(message)
+        self.reason, self.status = reason, status
+
+
+def timestamp_fresh(seconds: float) -> None:
+    """Refuse a timestamp outside the tolerance (either direction: a clock far ahead is no better)."""
+    if abs(time.time() - seconds) > settings.INTEGRATIONS_WEBHOOK_TOLERANCE_SECONDS:
+        raise Refused("stale", "timestamp outside the tolerance of "
+                      f"{settings.INTEGRATIONS_WEBHOOK_TOLERANCE_SECONDS} s", 400)
+
+
+@method_decorator(csrf_exempt, name="dispatch")
+class WebhookView(View):
+    """Subclasses set `source` and implement `verify(request, body, secrets)` and `items(body, request)`."""
+
+    source = ""
+    http_method_names = ["post"]
+
+    def verify(self, request: HttpRequest, body: bytes, secrets: list[str]) -> None:
+        """Raise Refused unless one of `secrets` signed `body` (constant-time comparisons)."""
+        raise NotImplementedError
+
+    def items(self, body: bytes, request: HttpRequest) -> list[tuple[str, str]]:
+        """(provider id, raw JSON text) of each item of an accepted body."""
+        raise NotImplementedError
+
+    def post(self, request: HttpRequest, workspace: str):
+        ws = Workspace.objects.filter(slug=workspace).first()
+        if ws is None:
+            raise Http404("no such workspace")
+        try:
+            if int(request.headers.get("Content-Length") or 0) > MAX_BODY_BYTES:
+                raise Refused("too_large", f"body larger than {MAX_BODY_BYTES} bytes", 400)
+            body = request.body
+            secrets = [s.secret for s in WebhookSource.objects.filter(workspace=ws, source=self.source, active=True)]
+            if not secrets:
+                raise Refused("no_secret", f"no {self.source} signing secret is registered for this workspace")
+            self.verify(request, body, secrets)
+            items = self.items(body, request)
+        except Refused as refusal:
+            WebhookRefusal.objects.create(workspace=ws, source=self.source, reason=refusal.reason,
+                                          status_code=refusal.status)
+            return JsonResponse({"error": str(refusal), "reason": refusal.reason}, status=refusal.status)
+        new_ids, duplicates = deliveries_store(workspace=ws, source=self.source, items=items)
+        if new_ids:
+            transaction.on_commit(lambda: current_app.send_task(PROCESS_TASK, args=[new_ids], queue="ingest"))
+        return JsonResponse({"accepted": len(new_ids), "duplicates": duplicates})
+
+
+def deliveries_store(*, workspace: Workspace, source: str, items: list[tuple[str, str]]) -> tuple[list[int], int]:
+    """Store items not seen before (unique on provider id, so concurrent redeliveries store one row);
+    returns the ids of the rows this call created and the number of duplicates."""
+    wanted = {pid: raw for pid, raw in items}
+    with transaction.atomic():
+        seen = set(WebhookDelivery.objects.filter(workspace=workspace, source=source, provider_id__in=list(wanted))
+                   .values_list("provider_id", flat=True))
+        fresh = [WebhookDelivery(workspace=workspace, source=source, provider_id=pid, payload=raw)
+                 for pid, raw in wanted.items() if pid not in seen]
+        WebhookDelivery.objects.bulk_create(fresh, ignore_conflicts=True)  # a racing twin: one row
+        # ignore_conflicts inserts do not say which rows were new; processing is idempotent, so a
+        # row a racing request also created being queued twice does no harm
+        ids = list(WebhookDelivery.objects.filter(
+            workspace=workspace, source=source, provider_id__in=[d.provider_id for d in fresh],
+            status=WebhookDelivery.Status.RECEIVED, attempts=0,
+        ).values_list("pk", flat=True))
+    return ids, len(items) - len(ids)
+
+
+def parse_json(body: bytes):
+    """The body as JSON, or Refused(400) naming the problem."""
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise Refused("malformed", f"body is not JSON: {exc}", 400) from None
