@@ -27,6 +27,11 @@ class FileDestination(BaseDestination):
     snapshot = True
     required_settings = ("path",)
 
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.path  # noqa: B018 - refuse a path outside the root when the destination is made
+        self.format  # noqa: B018
+
     @property
     def path(self) -> Path:
         """The target file, resolved under INTEGRATIONS_FILE_ROOT."""

@@ -152,3 +152,133 @@ class FakeWebhookReceiver(FakeServer):
 
     def events(self) -> list[dict]:
         return [e for p in self.by_id.values() for e in p["data"]["events"]]
+
+
+class FakeMailchimp(FakeServer):
+    """Marketing API 3.0: PUT members/{md5}, POST members/{md5}/tags, Basic auth with the API key."""
+
+    def __init__(self, api_key: str = "abc123-us6", list_id: str = "L1") -> None:
+        self.api_key, self.list_id = api_key, list_id
+        self.members: dict[str, dict] = {}  # hash -> {"email_address", "status", "tags": set}
+        super().__init__()
+
+    def handle_request_json(self, method, path, headers, body, raw):
+        import base64
+        import hashlib
+
+        auth = headers.get("Authorization", "")
+        if not auth.startswith("Basic ") or base64.b64decode(auth[6:]).decode().split(":", 1)[1] != self.api_key:
+            return 401, {}, {"title": "API Key Invalid", "status": 401}
+        prefix = f"/lists/{self.list_id}/members/"
+        if method == "GET" and path in ("/ping", f"/lists/{self.list_id}"):
+            return 200, {}, {"health_status": "Everything's Chimpy!"}
+        if path.startswith(prefix):
+            rest = path[len(prefix):]
+            member_hash, _, tail = rest.partition("/")
+            if method == "PUT" and not tail:
+                email = body.get("email_address", "")
+                if "@" not in email or hashlib.md5(email.lower().encode()).hexdigest() != member_hash:  # noqa: S324
+                    return 400, {}, {"title": "Invalid Resource", "status": 400, "detail": "bad email or hash"}
+                member = self.members.setdefault(member_hash, {"email_address": email, "status": body["status_if_new"],
+                                                               "tags": set(), "merge_fields": {}})
+                member["merge_fields"].update(body.get("merge_fields") or {})
+                return 200, {}, {"id": member_hash, "email_address": email, "status": member["status"]}
+            if method == "POST" and tail == "tags":
+                member = self.members.get(member_hash)
+                if member is None:
+                    return 404, {}, {"title": "Resource Not Found", "status": 404}
+                for tag in body["tags"]:
+                    (member["tags"].add if tag["status"] == "active" else member["tags"].discard)(tag["name"])
+                return 204, {}, None
+        return 404, {}, {"title": "Resource Not Found", "status": 404}
+
+
+class FakeKlaviyo(FakeServer):
+    """JSON:API with the `revision` header; bulk import jobs with a list; list relationships (max 1,000)."""
+
+    def __init__(self, api_key: str = "pk_test", list_id: str = "Xy1") -> None:
+        self.api_key, self.list_id = api_key, list_id
+        self.profiles: dict[str, str] = {}  # email -> id
+        self.list_members: set[str] = set()
+        super().__init__()
+
+    def handle_request_json(self, method, path, headers, body, raw):
+        from urllib.parse import parse_qs, urlsplit
+
+        if headers.get("Authorization") != f"Klaviyo-API-Key {self.api_key}":
+            return 401, {}, {"errors": [{"status": 401, "code": "not_authenticated"}]}
+        if not headers.get("revision"):
+            return 400, {}, {"errors": [{"status": 400, "detail": "revision header is required"}]}
+        parts = urlsplit(path)
+        if method == "POST" and parts.path == "/api/profile-bulk-import-jobs":
+            profiles = body["data"]["attributes"]["profiles"]["data"]
+            if len(profiles) > 10_000:
+                return 400, {}, {"errors": [{"detail": "at most 10,000 profiles"}]}
+            for p in profiles:
+                email = p["attributes"]["email"].lower()
+                pid = self.profiles.setdefault(email, f"P{len(self.profiles) + 1}")
+                if body["data"]["relationships"]["lists"]["data"][0]["id"] == self.list_id:
+                    self.list_members.add(pid)
+            return 202, {}, {"data": {"type": "profile-bulk-import-job", "id": f"job{len(self.requests)}"}}
+        if method == "GET" and parts.path == "/api/profiles":
+            flt = parse_qs(parts.query)["filter"][0]
+            emails = [e.strip('"').lower() for e in flt[len("any(email,["):-2].split(",")]
+            return 200, {}, {"data": [{"type": "profile", "id": self.profiles[e], "attributes": {"email": e}}
+                                      for e in emails if e in self.profiles]}
+        if method == "DELETE" and parts.path == f"/api/lists/{self.list_id}/relationships/profiles":
+            if len(body["data"]) > 1000:
+                return 400, {}, {"errors": [{"detail": "at most 1,000 profiles"}]}
+            self.list_members.difference_update(d["id"] for d in body["data"])
+            return 204, {}, None
+        return 404, {}, {"errors": [{"status": 404}]}
+
+
+class FakeSalesforce(FakeServer):
+    """sObject Collections (max 200 records): Contact upsert by external id, CampaignMember create/delete."""
+
+    def __init__(self, token: str = "00Dtoken", campaign: str = "701C") -> None:
+        self.token, self.campaign = token, campaign
+        self.contacts: dict[str, str] = {}  # external id -> Contact id
+        self.members: dict[str, str] = {}  # member id -> contact id
+        super().__init__()
+
+    def handle_request_json(self, method, path, headers, body, raw):
+        from urllib.parse import parse_qs, urlsplit
+
+        if headers.get("Authorization") != f"Bearer {self.token}":
+            return 401, {}, [{"errorCode": "INVALID_SESSION_ID", "message": "Session expired or invalid"}]
+        parts = urlsplit(path)
+        api = "/services/data/v60.0"
+        if method == "GET" and parts.path == f"{api}/sobjects/Campaign/{self.campaign}":
+            return 200, {}, {"Id": self.campaign}
+        if method in ("PATCH", "POST") and len(body.get("records", [])) > 200:
+            return 400, {}, [{"errorCode": "EXCEEDED_ID_LIMIT", "message": "record limit exceeded (200)"}]
+        if method == "PATCH" and parts.path.startswith(f"{api}/composite/sobjects/Contact/"):
+            field = parts.path.rsplit("/", 1)[1]
+            out = []
+            for rec in body["records"]:
+                if "@" not in (rec.get("Email") or ""):
+                    out.append({"success": False, "errors": [{"statusCode": "INVALID_EMAIL_ADDRESS", "message": "bad email"}]})
+                    continue
+                created = rec[field] not in self.contacts
+                cid = self.contacts.setdefault(rec[field], f"003{len(self.contacts):012d}")
+                out.append({"id": cid, "success": True, "errors": [], "created": created})
+            return 200, {}, out
+        if method == "POST" and parts.path == f"{api}/composite/sobjects":
+            out = []
+            for rec in body["records"]:
+                if rec["ContactId"] in self.members.values():
+                    out.append({"success": False, "errors": [{"statusCode": "DUPLICATE_VALUE", "message": "already"}]})
+                    continue
+                mid = f"00v{len(self.members):012d}"
+                self.members[mid] = rec["ContactId"]
+                out.append({"id": mid, "success": True, "errors": []})
+            return 200, {}, out
+        if method == "DELETE" and parts.path == f"{api}/composite/sobjects":
+            ids = parse_qs(parts.query)["ids"][0].split(",")
+            out = []
+            for mid in ids:
+                ok = self.members.pop(mid, None) is not None
+                out.append({"id": mid, "success": ok, "errors": [] if ok else [{"statusCode": "ENTITY_IS_DELETED"}]})
+            return 200, {}, out
+        return 404, {}, [{"errorCode": "NOT_FOUND"}]
