@@ -30,6 +30,8 @@ class SyncAdmin(admin.ModelAdmin):
 
 
 class SyncRecordInline(admin.TabularInline):
+    """Failed, skipped and planned records (delivered ones are the run's sent outbox rows)."""
+
     model = SyncRecord
     fields = ["contact", "operation", "status", "error"]
     readonly_fields = fields

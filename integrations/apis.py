@@ -15,12 +15,12 @@ from integrations.models import (
     Destination,
     Sync,
     SyncMode,
-    SyncRecord,
     SyncRun,
     WebhookDelivery,
     WebhookSource,
     WebhookSourceKind,
 )
+from integrations.selectors import run_records
 from integrations.services import (
     IntegrationError,
     destination_create,
@@ -30,6 +30,7 @@ from integrations.services import (
     sync_update,
     webhook_delivery_replay,
     webhook_source_create,
+    webhook_source_deactivate,
 )
 
 
@@ -199,12 +200,11 @@ class SyncRunDetailApi(generics.RetrieveAPIView):
         return SyncRun.objects.filter(workspace=request_workspace(self.request))
 
 
-class SyncRecordSerializer(serializers.ModelSerializer):
-    contact_id = serializers.CharField(source="contact.external_id")
-
-    class Meta:
-        model = SyncRecord
-        fields = ["contact_id", "operation", "status", "error"]
+class SyncRecordSerializer(serializers.Serializer):
+    contact_id = serializers.CharField(source="external_id")
+    operation = serializers.CharField()
+    status = serializers.CharField(source="result", help_text="ok, failed, skipped, planned")
+    error = serializers.CharField(source="message")
 
 
 class SyncRunRecordsApi(generics.ListAPIView):
@@ -214,9 +214,7 @@ class SyncRunRecordsApi(generics.ListAPIView):
 
     def get_queryset(self):
         run = get_object_or_404(SyncRun, workspace=request_workspace(self.request), pk=self.kwargs["pk"])
-        qs = run.records.select_related("contact").order_by("id")
-        wanted = self.request.query_params.get("status")
-        return qs.filter(status=wanted) if wanted else qs
+        return run_records(run=run, status=self.request.query_params.get("status", ""))
 
 
 class WebhookSourceSerializer(serializers.ModelSerializer):
@@ -256,6 +254,9 @@ class WebhookSourceDetailApi(generics.RetrieveDestroyAPIView):
 
     def get_queryset(self):
         return WebhookSource.objects.filter(workspace=request_workspace(self.request))
+
+    def perform_destroy(self, instance) -> None:
+        webhook_source_deactivate(source=instance)  # kept, inactive: the history says which secret signed
 
 
 class WebhookDeliverySerializer(serializers.ModelSerializer):

@@ -227,7 +227,6 @@ def _store_outcomes(*, run: SyncRun, items: list[OutboxItem], outcomes: list[Out
         outcome = by_contact.get(item.contact_id) or Outcome(item.contact_id, False, error="no outcome")
         if outcome.ok:
             sent.append(item.pk)
-            results.append(SyncRecord(run=run, contact_id=item.contact_id, operation=item.operation, status="ok"))
             if item.operation == Operation.REMOVE:
                 removed.append(item.contact_id)
                 counts["removed"] += 1

@@ -24,6 +24,7 @@ from integrations.models import (
     WebhookSource,
     WebhookSourceKind,
 )
+from integrations.selectors import run_records
 from integrations.services import (
     IntegrationError,
     destination_create,
@@ -122,10 +123,7 @@ def run_detail(request, slug: str, pk: int):
     run = get_object_or_404(SyncRun.objects.select_related("sync", "sync__segment", "sync__destination"),
                             workspace=workspace, pk=pk)
     wanted = request.GET.get("status", "")
-    records = run.records.select_related("contact").order_by("id")
-    if wanted:
-        records = records.filter(status=wanted)
-    page = Paginator(records, 100).get_page(request.GET.get("page"))
+    page = Paginator(run_records(run=run, status=wanted), 100).get_page(request.GET.get("page"))
     return render(request, "integrations/run.html", {
         "workspace": workspace, "run": run, "page": page, "wanted": wanted,
         "attempts": run.attempts_made.order_by("-id")[:50], "in_flight": run.status in SyncRun.ACTIVE,

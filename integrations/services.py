@@ -200,14 +200,21 @@ def webhook_source_create(*, workspace: Workspace, source: str, secret: str) -> 
             secret_bytes(secret)
         except ValueError as exc:
             raise IntegrationError(str(exc), "secret") from None
-    return WebhookSource.objects.create(
+    from integrations.webhooks.base import secrets_forget
+
+    created = WebhookSource.objects.create(
         workspace=workspace, source=source, secret_encrypted=encrypt_json({"secret": secret}), hint=secret[-4:]
     )
+    secrets_forget()
+    return created
 
 
 def webhook_source_deactivate(*, source: WebhookSource) -> None:
     """Retire a secret (after rotation)."""
+    from integrations.webhooks.base import secrets_forget
+
     WebhookSource.objects.filter(pk=source.pk).update(active=False)
+    secrets_forget()
 
 
 def webhook_delivery_replay(*, delivery: WebhookDelivery) -> None:

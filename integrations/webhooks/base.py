@@ -13,7 +13,7 @@ import time
 
 from celery import current_app
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import Http404, HttpRequest, JsonResponse
 from django.utils.decorators import method_decorator
 from django.views import View
@@ -24,6 +24,28 @@ from integrations.models import WebhookDelivery, WebhookRefusal, WebhookSource
 
 PROCESS_TASK = "integrations.inbound.process_deliveries"
 MAX_BODY_BYTES = 5 * 1024 * 1024
+SECRETS_TTL_SECONDS = 10.0  # a new or retired secret reaches every web process within this long
+_secrets: dict[tuple[str, str], tuple[float, Workspace | None, list[str]]] = {}
+
+
+def secrets_forget() -> None:
+    """Drop this process's cached secrets (called when a secret is added or retired)."""
+    _secrets.clear()
+
+
+def workspace_secrets(slug: str, source: str) -> tuple[Workspace | None, list[str]]:
+    """The workspace and its active secrets for `source`, cached briefly: at hundreds of requests a
+    second, two queries and a Fernet decryption per request were most of a request's cost."""
+    key = (slug, source)
+    hit = _secrets.get(key)
+    now = time.monotonic()
+    if hit and hit[0] > now:
+        return hit[1], hit[2]
+    ws = Workspace.objects.filter(slug=slug).first()
+    secrets = [] if ws is None else [
+        s.secret for s in WebhookSource.objects.filter(workspace=ws, source=source, active=True)]
+    _secrets[key] = (now + SECRETS_TTL_SECONDS, ws, secrets)
+    return ws, secrets
 
 
 class Refused(Exception):
@@ -57,14 +79,13 @@ class WebhookView(View):
         raise NotImplementedError
 
     def post(self, request: HttpRequest, workspace: str):
-        ws = Workspace.objects.filter(slug=workspace).first()
+        ws, secrets = workspace_secrets(workspace, self.source)
         if ws is None:
             raise Http404("no such workspace")
         try:
             if int(request.headers.get("Content-Length") or 0) > MAX_BODY_BYTES:
                 raise Refused("too_large", f"body larger than {MAX_BODY_BYTES} bytes", 400)
             body = request.body
-            secrets = [s.secret for s in WebhookSource.objects.filter(workspace=ws, source=self.source, active=True)]
             if not secrets:
                 raise Refused("no_secret", f"no {self.source} signing secret is registered for this workspace")
             self.verify(request, body, secrets)
@@ -82,6 +103,14 @@ class WebhookView(View):
 def deliveries_store(*, workspace: Workspace, source: str, items: list[tuple[str, str]]) -> tuple[list[int], int]:
     """Store items not seen before (unique on provider id, so concurrent redeliveries store one row);
     returns the ids of the rows this call created and the number of duplicates."""
+    if len(items) == 1:  # the common case: one insert, a conflict is the duplicate
+        pid, raw = items[0]
+        try:
+            with transaction.atomic():
+                row = WebhookDelivery.objects.create(workspace=workspace, source=source, provider_id=pid, payload=raw)
+        except IntegrityError:
+            return [], 1
+        return [row.pk], 0
     wanted = {pid: raw for pid, raw in items}
     with transaction.atomic():
         seen = set(WebhookDelivery.objects.filter(workspace=workspace, source=source, provider_id__in=list(wanted))

@@ -97,6 +97,10 @@ def test_a_bad_record_is_isolated_by_halving_and_the_rest_delivered(workspace_wi
     failed = SyncRecord.objects.get(run=run, status="failed")
     assert failed.contact.external_id == "broken" and "VALIDATION_ERROR" in failed.error or "400" in failed.error
     assert len(hubspot.member_emails()) == 9
+    from integrations.selectors import run_records
+
+    results = sorted(r["result"] for r in run_records(run=run))
+    assert results == ["failed"] + ["ok"] * 9
     # refused again with the same data twice more, then skipped instead of retried for ever
     for _ in range(2):
         assert _run(sync).failed == 1
