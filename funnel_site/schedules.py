@@ -11,6 +11,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "predictions.tasks.reap_stale_trainings",
         "schedule": 60.0,
     },
+    # inbound webhook deliveries still waiting (a coalesced wake-up may have missed one)
+    "integrations-process-pending-webhooks": {
+        "task": "integrations.inbound.process_pending",
+        "schedule": 60.0,
+    },
     # fresh scores of every active model once a day (sharded on the `scoring` queue)
     "predictions-score-active-models": {
         "task": "predictions.tasks.score_active_models",

@@ -125,3 +125,13 @@ def process_deliveries(delivery_ids: list[int]) -> dict:
         status = delivery_process(delivery_id=delivery_id)
         out[status] = out.get(status, 0) + 1
     return out
+
+
+@shared_task(name="integrations.inbound.process_pending", acks_late=True, reject_on_worker_lost=True)
+def process_pending(workspace_id: int | None = None, limit: int = 5000) -> dict:
+    """Process the stored deliveries still `received` (of one workspace, or all: beat's sweep, which
+    also catches a delivery whose wake-up was coalesced away)."""
+    qs = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.RECEIVED)
+    if workspace_id is not None:
+        qs = qs.filter(workspace_id=workspace_id)
+    return process_deliveries(list(qs.order_by("id").values_list("pk", flat=True)[:limit]))

@@ -99,3 +99,30 @@ def test_a_run_whose_worker_is_killed_resumes_sending_nothing_twice(celery_worke
     ids = Counter(r["headers"]["webhook-id"] for r in receiver.requests)
     assert sum(n - 1 for n in ids.values()) <= 1
     assert (run.added, DeliveredRecord.objects.filter(sync=sync).count()) == (40, 40)
+
+
+def test_inbound_webhooks_processed_on_the_worker(celery_worker_process, live_server, workspace_with_key):
+    from datetime import UTC, datetime
+
+    import requests
+    from standardwebhooks.webhooks import Webhook
+
+    from funnel_site.events.models import Event
+    from integrations.models import WebhookDelivery
+    from integrations.services import webhook_source_create
+
+    ws = workspace_with_key[0]
+    webhook_source_create(workspace=ws, source="standard", secret=SECRET)
+    for k in range(5):
+        body = json.dumps({"type": "event", "data": {"contact_id": f"in{k}", "event": "Email Opened",
+                                                     "timestamp": "2026-01-01T00:00:00Z"}})
+        now = datetime.now(UTC)
+        resp = requests.post(f"{live_server.url}/webhooks/standard/{ws.slug}/", data=body, timeout=10, headers={
+            "webhook-id": f"w{k}", "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": Webhook(SECRET).sign(f"w{k}", now, body)})
+        assert resp.status_code == 200
+    deadline = time.monotonic() + 60
+    while WebhookDelivery.objects.filter(status="processed").count() < 5:
+        assert time.monotonic() < deadline, list(WebhookDelivery.objects.values_list("status", "error"))
+        time.sleep(0.2)
+    assert Event.objects.filter(workspace=ws, name="Email Opened").count() == 5
