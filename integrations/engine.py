@@ -121,8 +121,12 @@ def sync_run_execute(*, run_id: int) -> SyncRun:
         adapter = adapter_for(destination)
         adapter.context = {"sync_id": run.sync_id, "run_id": run.pk, "segment_id": run.sync.segment_id,
                            "segment_name": run.sync.segment.name}
-        batch = adapter.effective_batch_size(destination.settings or {})
+        default_batch = adapter.effective_batch_size(destination.settings or {})
         for operations, method in (((Operation.REMOVE,), adapter.remove), ((Operation.ADD, Operation.UPDATE), adapter.upsert)):
+            pending = OutboxItem.objects.filter(
+                run=run, operation__in=operations,
+                status__in=(OutboxItem.Status.PENDING, OutboxItem.Status.IN_FLIGHT)).count()
+            batch = adapter.batch_size_for(operation=operations[-1], pending=pending, default=default_batch)
             while True:
                 items = list(OutboxItem.objects.filter(
                     run=run, operation__in=operations,

@@ -154,6 +154,11 @@ class BaseDestination:
         burst = int(settings.get("burst") or max(1, min(cls.rate_limit[1], int(rate) or 1)))
         return rate, burst
 
+    def batch_size_for(self, *, operation: str, pending: int, default: int) -> int:
+        """Records per call for a run with `pending` records of `operation` (a vendor with a bulk
+        API switches to it above a size)."""
+        return default
+
     def auth_headers(self) -> dict[str, str]:
         """Headers that authenticate a call (never logged)."""
         return {}

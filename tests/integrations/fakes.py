@@ -240,7 +240,60 @@ class FakeSalesforce(FakeServer):
         self.token, self.campaign = token, campaign
         self.contacts: dict[str, str] = {}  # external id -> Contact id
         self.members: dict[str, str] = {}  # member id -> contact id
+        self.jobs: dict[str, dict] = {}
         super().__init__()
+
+    def _bulk(self, method, path, headers, body, raw):
+        """Bulk API 2.0 ingest jobs: create, PUT CSV, PATCH UploadComplete, GET state and results."""
+        import csv
+        import io
+
+        api = "/services/data/v60.0/jobs/ingest"
+        rest = path[len(api):].strip("/")
+        if method == "POST" and not rest:
+            job_id = f"750{len(self.jobs):012d}"
+            self.jobs[job_id] = {"spec": body, "state": "Open", "csv": "", "ok": [], "bad": []}
+            return 200, {}, {"id": job_id, "state": "Open", **body}
+        job_id, _, tail = rest.partition("/")
+        job = self.jobs.get(job_id)
+        if job is None:
+            return 404, {}, [{"errorCode": "NOT_FOUND"}]
+        if method == "PUT" and tail == "batches":
+            if job["state"] != "Open" or headers.get("Content-Type") != "text/csv":
+                return 400, {}, [{"errorCode": "INVALIDJOBSTATE"}]
+            job["csv"] += raw.decode()
+            return 201, {}, None
+        if method == "PATCH" and not tail and body.get("state") == "UploadComplete":
+            rows = list(csv.DictReader(io.StringIO(job["csv"])))
+            spec = job["spec"]
+            for row in rows:
+                if spec["object"] == "Contact":
+                    if "@" not in row.get("Email", ""):
+                        job["bad"].append({"sf__Id": "", "sf__Error": "INVALID_EMAIL_ADDRESS:bad email", **row})
+                        continue
+                    key = row[spec["externalIdFieldName"]]
+                    cid = self.contacts.setdefault(key, f"003{len(self.contacts):012d}")
+                    job["ok"].append({"sf__Id": cid, "sf__Created": "true", **row})
+                else:
+                    if row["ContactId"] in self.members.values():
+                        job["bad"].append({"sf__Id": "", "sf__Error": "DUPLICATE_VALUE:already a member", **row})
+                        continue
+                    mid = f"00v{len(self.members):012d}"
+                    self.members[mid] = row["ContactId"]
+                    job["ok"].append({"sf__Id": mid, "sf__Created": "true", **row})
+            job["state"] = "JobComplete"
+            return 200, {}, {"id": job_id, "state": "UploadComplete"}
+        if method == "GET" and not tail:
+            return 200, {}, {"id": job_id, "state": job["state"]}
+        if method == "GET" and tail in ("successfulResults", "failedResults"):
+            rows = job["ok" if tail == "successfulResults" else "bad"]
+            out = io.StringIO()
+            if rows:
+                writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+                writer.writeheader()
+                writer.writerows(rows)
+            return 200, {}, out.getvalue().encode()
+        return 400, {}, [{"errorCode": "INVALIDJOBSTATE"}]
 
     def handle_request_json(self, method, path, headers, body, raw):
         from urllib.parse import parse_qs, urlsplit
@@ -249,6 +302,8 @@ class FakeSalesforce(FakeServer):
             return 401, {}, [{"errorCode": "INVALID_SESSION_ID", "message": "Session expired or invalid"}]
         parts = urlsplit(path)
         api = "/services/data/v60.0"
+        if parts.path.startswith(f"{api}/jobs/ingest"):
+            return self._bulk(method, parts.path, headers, body, raw)
         if method == "GET" and parts.path == f"{api}/sobjects/Campaign/{self.campaign}":
             return 200, {}, {"Id": self.campaign}
         if method in ("PATCH", "POST") and len(body.get("records", [])) > 200:

@@ -8,13 +8,14 @@ from predictions.models import Segment, SegmentMembership
 
 def members(workspace, segment: Segment, ids: list[str], *, email=lambda i: f"{i}@example.com") -> list[Contact]:
     """Contacts `ids` (created when missing) made current members of `segment`."""
-    contacts = []
-    for cid in ids:
-        contact, _ = Contact.objects.get_or_create(workspace=workspace, external_id=cid,
-                                                   defaults={"email": email(cid), "traits": {"plan": "pro"}})
-        SegmentMembership.objects.get_or_create(workspace=workspace, segment=segment, contact=contact,
-                                                exited_at__isnull=True)
-        contacts.append(contact)
+    existing = {c.external_id: c for c in Contact.objects.filter(workspace=workspace, external_id__in=ids)}
+    Contact.objects.bulk_create([Contact(workspace=workspace, external_id=cid, email=email(cid), traits={"plan": "pro"})
+                                 for cid in ids if cid not in existing])
+    contacts = list(Contact.objects.filter(workspace=workspace, external_id__in=ids))
+    open_ = set(SegmentMembership.objects.filter(segment=segment, exited_at__isnull=True,
+                                                 contact__in=contacts).values_list("contact_id", flat=True))
+    SegmentMembership.objects.bulk_create([SegmentMembership(workspace=workspace, segment=segment, contact=c)
+                                           for c in contacts if c.pk not in open_])
     return contacts
 
 

@@ -109,6 +109,23 @@ def test_salesforce_collections_upsert_campaign_members_and_remove(workspace_wit
         server.stop()
 
 
+def test_salesforce_bulk_api_above_2000_records(workspace_with_key):
+    server = FakeSalesforce()
+    try:
+        ws = workspace_with_key[0]
+        seg, sync = _setup(ws, "salesforce", {"api_base": server.url, "campaign_id": server.campaign,
+                                              "bulk_poll_seconds": 0.05}, {"access_token": server.token}, n=2100)
+        members(ws, seg, ["bad"], email=lambda i: "nope")
+        run = _run(sync)
+        assert (run.status, run.added, run.failed) == ("partial", 2100, 1)
+        assert len(server.members) == 2100 and len(server.jobs) == 2  # one Contact job, one CampaignMember job
+        assert not any("/composite/" in r["path"] for r in server.requests)
+        leave(seg, ["u0", "u1"])
+        assert _run(sync).removed == 2 and len(server.members) == 2098  # small removals: collections
+    finally:
+        server.stop()
+
+
 def test_outbound_webhook_signed_audience_events(workspace_with_key):
     secret = "whsec_" + base64.b64encode(b"w" * 24).decode()
     server = FakeWebhookReceiver(secret)
