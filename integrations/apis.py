@@ -100,7 +100,7 @@ class SyncSerializer(serializers.ModelSerializer):
 class SyncInput(serializers.Serializer):
     segment = serializers.CharField(help_text="the segment's id or name")
     destination = serializers.IntegerField()
-    mode = serializers.ChoiceField(choices=SyncMode.values, default=SyncMode.UPSERT)
+    mode = serializers.ChoiceField(choices=SyncMode.choices, default=SyncMode.UPSERT)
     schedule = serializers.CharField(required=False, allow_null=True, allow_blank=True, help_text="cron, 5 fields")
     field_mapping = serializers.DictField(child=serializers.CharField(), required=False, default=dict)
     write_empty = serializers.BooleanField(default=False)
@@ -127,7 +127,7 @@ class SyncListApi(generics.ListAPIView):
 
 
 class SyncChangeInput(serializers.Serializer):
-    mode = serializers.ChoiceField(choices=SyncMode.values, required=False)
+    mode = serializers.ChoiceField(choices=SyncMode.choices, required=False)
     schedule = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     field_mapping = serializers.DictField(child=serializers.CharField(), required=False)
     write_empty = serializers.BooleanField(required=False)

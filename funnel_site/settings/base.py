@@ -164,6 +164,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "SyncModeEnum": "integrations.models.SyncMode",
+        "WebhookSourceEnum": "integrations.models.WebhookSourceKind",
+    },
 }
 
 # Celery: one app, queues per concern (see funnel_site/queues.py).

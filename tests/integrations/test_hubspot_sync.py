@@ -164,3 +164,40 @@ def test_wrong_token_fails_the_run_with_a_clear_error(workspace_with_key, hubspo
     dest.save()
     run = _run(sync)
     assert run.status == "failed" and "401" in run.error and "credentials" in run.error
+
+
+def test_scores_percentile_and_top_factor_as_contact_properties(workspace_with_key, hubspot):
+    import json
+
+    from django.utils import timezone
+
+    from funnel_site.events.models import Contact
+    from integrations.models import Sync
+    from predictions.models import ContactScore, ModelVersion
+
+    ws = workspace_with_key[0]
+    seg = segment(ws)
+    members(ws, seg, ["s1", "s2"])
+    old = ModelVersion.objects.create(workspace=ws, target="purchase", status="succeeded", is_active=False)
+    active = ModelVersion.objects.create(workspace=ws, target="purchase", status="succeeded", is_active=True)
+    now = timezone.now()
+    has_percentile = any(f.name == "percentile" for f in ContactScore._meta.fields)  # added by the scoring work
+    extra = {"percentile": 92.5} if has_percentile else {}
+    s1 = Contact.objects.get(workspace=ws, external_id="s1")
+    ContactScore.objects.create(workspace=ws, model_version=old, contact=s1, target="purchase", probability=0.1, as_of=now)
+    ContactScore.objects.create(workspace=ws, model_version=active, contact=s1, target="purchase", probability=0.81234,
+                                as_of=now, factors=[{"text": "Added to cart 2 days ago", "contribution": 0.31},
+                                                    {"text": "Opened 3 emails", "contribution": 0.1}], **extra)
+    sync = _sync(ws, hubspot, seg)
+    Sync.objects.filter(pk=sync.pk).update(field_mapping={
+        "purchase_probability": "score:purchase.probability", "purchase_percentile": "score:purchase.percentile",
+        "purchase_reason": "score:purchase.top_factor"})
+    sync.refresh_from_db()
+    assert _run(sync).added == 2
+    inputs = {i["id"]: i["properties"] for r in hubspot.requests if r["path"].endswith("upsert")
+              for i in json.loads(r["raw"])["inputs"]}
+    assert inputs["s1@example.com"]["purchase_probability"] == 0.8123  # the active model's score, not the old one
+    assert inputs["s1@example.com"]["purchase_reason"] == "Added to cart 2 days ago"
+    # a percentile only where scores carry one; s2 has no score: nothing blank is sent
+    assert inputs["s1@example.com"].get("purchase_percentile") == (92.5 if has_percentile else None)
+    assert set(inputs["s2@example.com"]) == {"email"}
