@@ -104,3 +104,17 @@ def test_other_workspace_ids_are_404(api, other_api):
     assert resp.status_code == 400 and "segment" in resp.json()["detail"]
     assert other_api.get("/api/v1/sync-runs").json()["count"] == 0
     assert SyncRun.objects.filter(workspace=other_api.workspace).count() == 0
+
+
+def test_admin_never_shows_credentials_or_secrets(api, admin_client):
+    dest_id = _destination(api).json()["id"]
+    api.post("/api/v1/webhook-sources", {"source": "segment", "secret": "top-secret-value-1234"}, format="json")
+    from integrations.models import Destination, WebhookSource
+
+    token = Destination.objects.get(pk=dest_id).credentials_encrypted
+    for url in (f"/admin/integrations/destination/{dest_id}/change/", "/admin/integrations/destination/",
+                f"/admin/integrations/webhooksource/{WebhookSource.objects.get().pk}/change/"):
+        page = admin_client.get(url)
+        assert page.status_code == 200, url
+        assert b"whsec_" not in page.content and token.encode() not in page.content
+        assert b"top-secret-value" not in page.content
