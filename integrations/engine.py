@@ -74,8 +74,13 @@ def _runner_alive(runner: str, heartbeat_at) -> bool:
 
 def adapter_for(destination):
     """An adapter of `destination` with its account's shared rate limiter."""
+    from integrations.crypto import CredentialsUnreadable
+
     cls = adapter_class(destination.kind)
-    credentials = destination.credentials
+    try:
+        credentials = destination.credentials
+    except CredentialsUnreadable as exc:
+        raise ConfigurationError(str(exc)) from None
     rate, burst = cls.effective_rate_limit(destination.settings or {})
     adapter = cls(settings=destination.settings or {}, credentials=credentials)
     adapter.limiter = TokenBucket(
@@ -87,7 +92,9 @@ def adapter_for(destination):
 def _claim(run_id: int) -> SyncRun | None:
     """Lock the run and move it to running (planning it the first time); None when nothing is left."""
     with transaction.atomic():
-        run = SyncRun.objects.select_for_update().select_related("sync", "sync__segment", "sync__destination").get(pk=run_id)
+        # lock the run row only: runs of other syncs to the same destination must not wait for this plan
+        run = (SyncRun.objects.select_for_update(of=("self",))
+               .select_related("sync", "sync__segment", "sync__destination").get(pk=run_id))
         if run.status in FINAL:
             return None
         if run.status == SyncRun.Status.RUNNING and run.runner and _runner_alive(run.runner, run.heartbeat_at):
@@ -144,6 +151,9 @@ def sync_run_execute(*, run_id: int) -> SyncRun:
             adapter.write_snapshot(_delivered_records(run.sync))
     except ConfigurationError as exc:
         return _finish(run, error=str(exc), failed=True)
+    except Exception as exc:  # a bug or an unreadable answer: the run must not stay `running` for ever
+        logger.exception("sync run crashed", extra={"run_id": run.pk})
+        return _finish(run, error=f"internal error ({exc.__class__.__name__}): {exc}"[:1000], failed=True)
     return _finish(run)
 
 
@@ -306,3 +316,13 @@ def _finish(run: SyncRun, *, error: str = "", failed: bool = False) -> SyncRun:
     logger.info("sync run finished", extra={"run_id": run.pk, "status": run.status, "added": run.added,
                                             "updated": run.updated, "removed": run.removed, "failed": run.failed})
     return run
+
+
+def stale_runs_resume() -> list[int]:
+    """Runs left behind: queued or running with no sign of life for INTEGRATIONS_RUN_STALE_SECONDS
+    (a task lost by the broker, a worker machine gone). Their ids, for the caller to re-enqueue;
+    the claim decides again under the row lock, so a run that is in fact alive is not run twice."""
+    cutoff = timezone.now() - timezone.timedelta(seconds=settings.INTEGRATIONS_RUN_STALE_SECONDS)
+    queued = SyncRun.objects.filter(status=SyncRun.Status.QUEUED, created_at__lt=cutoff)
+    running = SyncRun.objects.filter(status=SyncRun.Status.RUNNING, heartbeat_at__lt=cutoff)
+    return list(queued.values_list("pk", flat=True)) + list(running.values_list("pk", flat=True))

@@ -41,4 +41,15 @@ def sync_scheduled(sync_id: int) -> int | None:
     return run.pk
 
 
+@shared_task(name="integrations.tasks.resume_stale_runs")
+def resume_stale_runs() -> list[int]:
+    """Beat: re-enqueue runs whose task was lost or whose worker machine is gone."""
+    from integrations.engine import stale_runs_resume
+
+    run_ids = stale_runs_resume()
+    for run_id in run_ids:
+        sync_run_execute.delay(run_id)
+    return run_ids
+
+
 from integrations.inbound import process_deliveries  # noqa: E402, F401  (registered with the worker)
