@@ -1,6 +1,7 @@
 """Klaviyo (JSON:API, `revision` header required): profiles created or updated through the bulk
 profile import job (up to 10,000 a job; we send 1,000, the size of a list-relationship call) with
-the list attached, so one call both upserts and subscribes to the list; leavers are taken off with
+the list attached, so one call both upserts and subscribes to the list; the job is polled to
+`complete` and its import errors read back, so a refused profile is a failed record; leavers are taken off with
 DELETE /api/lists/{id}/relationships/profiles (up to 1,000 ids), the ids found by email through
 GET /api/profiles with an `any(email, [...])` filter (100 a page). Auth: `Klaviyo-API-Key`.
 
@@ -10,8 +11,16 @@ Plain HTTP: the `klaviyo-api` SDK pins a revision and wraps these calls without 
 from __future__ import annotations
 
 import json
+import time
 
-from integrations.destinations.base import BaseDestination, Outcome, OutcomeBook, Record
+from integrations.destinations.base import (
+    BaseDestination,
+    BatchRejected,
+    Outcome,
+    OutcomeBook,
+    Record,
+    TransientError,
+)
 
 REVISION = "2024-10-15"
 
@@ -47,10 +56,36 @@ class KlaviyoDestination(BaseDestination):
                 "relationships": {"lists": {"data": [{"type": "list", "id": self.settings["list_id"]}]}}}}
             answer = self.request("POST", "/api/profile-bulk-import-jobs", data=json.dumps(body)).json()
             job = (answer.get("data") or {}).get("id", "")
-            for r in sendable:  # the job is accepted as a whole; its per-profile errors are read back by id
-                book.ok(r, r.external_ref or "")
-            self.last_job_id = job
+            refused = self._job_errors(job)
+            for r in sendable:
+                if r.email.lower() in refused:
+                    book.fail(r, refused[r.email.lower()])
+                else:
+                    book.ok(r, r.external_ref or "")
         return book.result(records)
+
+    def _job_errors(self, job: str) -> dict[str, str]:
+        """Wait for the import job to finish, then {email: error} of the profiles it refused."""
+        deadline = time.monotonic() + float(self.settings.get("job_timeout_seconds") or 600)
+        while True:
+            status = self.request("GET", f"/api/profile-bulk-import-jobs/{job}").json()["data"]["attributes"]["status"]
+            if status == "complete":
+                break
+            if status == "cancelled":
+                raise BatchRejected(f"Klaviyo import job {job} was cancelled", 400)
+            if time.monotonic() > deadline:
+                raise TransientError(f"Klaviyo import job {job} still {status} after the timeout")
+            time.sleep(float(self.settings.get("job_poll_seconds") or 2))
+        refused: dict[str, str] = {}
+        path = f"/api/profile-bulk-import-jobs/{job}/import-errors"
+        while path:
+            answer = self.request("GET", path).json()
+            for item in answer.get("data", []):
+                attrs = item.get("attributes") or {}
+                email = str((attrs.get("original_payload") or {}).get("email", "")).lower()
+                refused[email] = f"{attrs.get('code', 'error')}: {attrs.get('detail', '')}"[:500]
+            path = (answer.get("links") or {}).get("next") or ""
+        return refused
 
     def _profile_ids(self, emails: list[str]) -> dict[str, str]:
         found: dict[str, str] = {}

@@ -200,6 +200,7 @@ class FakeKlaviyo(FakeServer):
         self.api_key, self.list_id = api_key, list_id
         self.profiles: dict[str, str] = {}  # email -> id
         self.list_members: set[str] = set()
+        self.jobs: dict[str, dict] = {}
         super().__init__()
 
     def handle_request_json(self, method, path, headers, body, raw):
@@ -214,12 +215,29 @@ class FakeKlaviyo(FakeServer):
             profiles = body["data"]["attributes"]["profiles"]["data"]
             if len(profiles) > 10_000:
                 return 400, {}, {"errors": [{"detail": "at most 10,000 profiles"}]}
+            job_id = f"job{len(self.jobs) + 1}"
+            errors = []
             for p in profiles:
                 email = p["attributes"]["email"].lower()
+                if "@" not in email:
+                    errors.append({"type": "import-error", "id": f"e{len(errors)}", "attributes": {
+                        "code": "invalid", "title": "Invalid input.", "detail": "Invalid email address",
+                        "original_payload": {"email": email}}})
+                    continue
                 pid = self.profiles.setdefault(email, f"P{len(self.profiles) + 1}")
                 if body["data"]["relationships"]["lists"]["data"][0]["id"] == self.list_id:
                     self.list_members.add(pid)
-            return 202, {}, {"data": {"type": "profile-bulk-import-job", "id": f"job{len(self.requests)}"}}
+            self.jobs[job_id] = {"polls": 0, "errors": errors}
+            return 202, {}, {"data": {"type": "profile-bulk-import-job", "id": job_id,
+                                      "attributes": {"status": "queued"}}}
+        if method == "GET" and parts.path.startswith("/api/profile-bulk-import-jobs/"):
+            job_id, _, tail = parts.path[len("/api/profile-bulk-import-jobs/"):].partition("/")
+            job = self.jobs[job_id]
+            if tail.strip("/") == "import-errors":
+                return 200, {}, {"data": job["errors"], "links": {"next": None}}
+            job["polls"] += 1  # processing on the first poll, complete on the second
+            status = "processing" if job["polls"] < 2 else "complete"
+            return 200, {}, {"data": {"type": "profile-bulk-import-job", "id": job_id, "attributes": {"status": status}}}
         if method == "GET" and parts.path == "/api/profiles":
             flt = parse_qs(parts.query)["filter"][0]
             emails = [e.strip('"').lower() for e in flt[len("any(email,["):-2].split(",")]
