@@ -23,4 +23,5 @@ CELERY_TASK_ROUTES = {
     "predictions.tasks.score_*": {"queue": CeleryQueue.SCORING.value, "routing_key": "scoring"},
     "predictions.tasks.*": {"queue": CeleryQueue.SCORING.value, "routing_key": "scoring"},
     "integrations.tasks.*": {"queue": CeleryQueue.SYNC.value, "routing_key": "sync"},
+    "integrations.inbound.*": {"queue": CeleryQueue.INGEST.value, "routing_key": "ingest"},
 }

@@ -11,6 +11,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "predictions.tasks.reap_stale_trainings",
         "schedule": 60.0,
     },
+    # inbound webhook deliveries still waiting (a coalesced wake-up may have missed one)
+    "integrations-process-pending-webhooks": {
+        "task": "integrations.inbound.process_pending",
+        "schedule": 60.0,
+    },
+    # sync runs whose task was lost or whose worker machine went away
+    "integrations-resume-stale-runs": {
+        "task": "integrations.tasks.resume_stale_runs",
+        "schedule": 120.0,
+    },
     # fresh scores of every active model once a day (sharded on the `scoring` queue)
     "predictions-score-active-models": {
         "task": "predictions.tasks.score_active_models",

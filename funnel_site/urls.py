@@ -11,6 +11,7 @@ api_v1 = [
     path("", include("funnel_site.funnels.urls")),
     path("", include("predictions.urls")),
     path("", include("predictions.segments.urls")),
+    path("", include("integrations.urls")),
 ]
 
 urlpatterns = [
@@ -24,5 +25,7 @@ urlpatterns = [
     path("dashboard/<slug:slug>/funnels/", include("funnel_site.funnels.ui_urls")),
     path("dashboard/<slug:slug>/models/", include("predictions.page_urls")),
     path("dashboard/<slug:slug>/segments/", include("predictions.segments.page_urls")),
+    path("dashboard/<slug:slug>/", include("integrations.page_urls")),
+    path("webhooks/", include("integrations.webhooks.urls")),
     path("", include("funnel_site.dashboard.urls")),
 ]

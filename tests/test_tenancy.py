@@ -51,6 +51,20 @@ CASES: dict[str, tuple[str, str]] = {
     "api/v1/segments/<int:segment_id>/members": ("GET", "/api/v1/segments/1/members"),
     "api/v1/segments/<int:segment_id>/refresh": ("POST", "/api/v1/segments/1/refresh"),
     "api/v1/segments/<int:segment_id>/history": ("GET", "/api/v1/segments/1/history"),
+    # integrations (acme's own ids tried with globex's key: tests/integrations/test_api.py)
+    "api/v1/destinations": ("GET", "/api/v1/destinations"),
+    "api/v1/destinations/<int:pk>": ("GET", "/api/v1/destinations/1"),
+    "api/v1/destinations/<int:pk>/test": ("POST", "/api/v1/destinations/1/test"),
+    "api/v1/syncs": ("GET", "/api/v1/syncs"),
+    "api/v1/syncs/<int:pk>": ("GET", "/api/v1/syncs/1"),
+    "api/v1/syncs/<int:pk>/run": ("POST", "/api/v1/syncs/1/run"),
+    "api/v1/sync-runs": ("GET", "/api/v1/sync-runs"),
+    "api/v1/sync-runs/<int:pk>": ("GET", "/api/v1/sync-runs/1"),
+    "api/v1/sync-runs/<int:pk>/records": ("GET", "/api/v1/sync-runs/1/records"),
+    "api/v1/webhook-sources": ("GET", "/api/v1/webhook-sources"),
+    "api/v1/webhook-sources/<int:pk>": ("GET", "/api/v1/webhook-sources/1"),
+    "api/v1/webhook-deliveries": ("GET", "/api/v1/webhook-deliveries"),
+    "api/v1/webhook-deliveries/<int:pk>/replay": ("POST", "/api/v1/webhook-deliveries/1/replay"),
 }
 
 

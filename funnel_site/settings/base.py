@@ -166,6 +166,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "SyncModeEnum": "integrations.models.SyncMode",
+        "WebhookSourceEnum": "integrations.models.WebhookSourceKind",
+    },
 }
 
 # Celery: one app, queues per concern (see funnel_site/queues.py).
@@ -223,3 +227,18 @@ PREDICTION_TRAIN_DEFAULTS: dict = {}  # TrainConfig fields overriding its defaul
 LOGGING = build_logging(
     fmt=os.environ.get("LOG_FORMAT", "console"), level=os.environ.get("LOG_LEVEL", "INFO")
 )
+
+# Integrations (integrations/): credentials key (comma-separated Fernet keys, newest first; empty:
+# derived from SECRET_KEY), file exports root, retry and rate-limit bounds, inbound webhook tolerance.
+INTEGRATIONS_FERNET_KEY = os.environ.get("INTEGRATIONS_FERNET_KEY", "")
+INTEGRATIONS_FILE_ROOT = Path(os.environ.get("INTEGRATIONS_FILE_ROOT", VAR_DIR / "exports"))
+INTEGRATIONS_RATE_LIMIT_REDIS_URL = os.environ.get("INTEGRATIONS_RATE_LIMIT_REDIS_URL", "")
+INTEGRATIONS_RUN_STALE_SECONDS = int(os.environ.get("INTEGRATIONS_RUN_STALE_SECONDS", "300"))
+INTEGRATIONS_MAX_TRIES = int(os.environ.get("INTEGRATIONS_MAX_TRIES", "5"))
+INTEGRATIONS_RETRY_BASE_SECONDS = float(os.environ.get("INTEGRATIONS_RETRY_BASE_SECONDS", "0.5"))
+INTEGRATIONS_RETRY_CAP_SECONDS = float(os.environ.get("INTEGRATIONS_RETRY_CAP_SECONDS", "30"))
+INTEGRATIONS_MAX_RETRY_AFTER_SECONDS = float(os.environ.get("INTEGRATIONS_MAX_RETRY_AFTER_SECONDS", "120"))
+INTEGRATIONS_MAX_RATE_LIMIT_WAIT_SECONDS = float(os.environ.get("INTEGRATIONS_MAX_RATE_LIMIT_WAIT_SECONDS", "600"))
+INTEGRATIONS_WEBHOOK_TOLERANCE_SECONDS = int(os.environ.get("INTEGRATIONS_WEBHOOK_TOLERANCE_SECONDS", "300"))
+INTEGRATIONS_WEBHOOK_BASE_URL = os.environ.get("INTEGRATIONS_WEBHOOK_BASE_URL", "")  # public URL behind a proxy
+INTEGRATIONS_WEBHOOK_COALESCE_SECONDS = float(os.environ.get("INTEGRATIONS_WEBHOOK_COALESCE_SECONDS", "0.25"))

@@ -1,0 +1,1 @@
+"""Inbound webhooks: one module per source over `base.WebhookView` (verify, store raw, answer)."""
