@@ -81,6 +81,7 @@ class ModelListApi(generics.GenericAPIView):
     """GET: the workspace's models, newest first. POST: queue a training (202, status `queued`)."""
 
     serializer_class = ModelVersionSerializer
+    write_role = "admin"  # training is an admin action (funnel_site/events/roles.py)
 
     @extend_schema(
         parameters=[OpenApiParameter("target", str, enum=Target.values), OpenApiParameter("status", str)],
@@ -130,7 +131,9 @@ class ModelDetailApi(APIView):
 
 
 class ModelActivateApi(APIView):
-    """Make a succeeded model the active one of its target (its artifact is checked first)."""
+    """Make a succeeded model the active one of its target (its artifact is checked first; admins)."""
+
+    write_role = "admin"
 
     @extend_schema(request=None, responses={200: ModelVersionSerializer, 409: None})
     def post(self, request, model_id: int):
@@ -142,7 +145,9 @@ class ModelActivateApi(APIView):
 
 
 class ModelCancelApi(APIView):
-    """Cancel a queued or running training."""
+    """Cancel a queued or running training (admins)."""
+
+    write_role = "admin"
 
     @extend_schema(request=None, responses={200: ModelVersionSerializer, 409: None})
     def post(self, request, model_id: int):

@@ -59,8 +59,9 @@ def _seconds(text: str, field: str) -> int:
 
 @login_required
 def models(request, slug: str):
-    """The workspace's models, the active one per target, and the train form (POST queues a training)."""
-    workspace = workspace_for(request, slug)
+    """The workspace's models, the active one per target, and the train form (POST queues a training:
+    admins only)."""
+    workspace = workspace_for(request, slug, role="admin" if request.method == "POST" else "viewer")
     if request.method == "POST":
         try:
             version = model_version_queue(
@@ -112,8 +113,8 @@ def status(request, slug: str, model_id: int):
 @login_required
 @require_POST
 def activate(request, slug: str, model_id: int):
-    """Activate a succeeded model (POST)."""
-    version = _version(workspace_for(request, slug), model_id)
+    """Activate a succeeded model (POST, admins)."""
+    version = _version(workspace_for(request, slug, role="admin"), model_id)
     try:
         model_version_activate(version=version)
         messages.success(request, f"Model {version.pk} is now the active {version.target} model.")
@@ -125,8 +126,8 @@ def activate(request, slug: str, model_id: int):
 @login_required
 @require_POST
 def cancel(request, slug: str, model_id: int):
-    """Cancel a queued or running training (POST)."""
-    version = _version(workspace_for(request, slug), model_id)
+    """Cancel a queued or running training (POST, admins)."""
+    version = _version(workspace_for(request, slug, role="admin"), model_id)
     try:
         model_version_cancel(version=version)
         messages.success(request, f"Model {version.pk} cancelled.")

@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from funnel_site.events.apis import INGEST_RESULT, ingest_response, parse_batch
-from funnel_site.events.auth import HasWorkspace, SegmentBasicAuthentication, request_workspace
+from funnel_site.events.auth import HasWorkspace, SegmentBasicAuthentication, WorkspaceRole, request_workspace
 from funnel_site.events.body import BodyError, read_json_body
 from funnel_site.events.loaders.segment import segment_message_to_item
 from funnel_site.events.services import events_ingest
@@ -45,7 +45,7 @@ def _segment_response(result):
 
 class SegmentBaseApi(APIView):
     authentication_classes = [SegmentBasicAuthentication]
-    permission_classes = [HasWorkspace]
+    permission_classes = [HasWorkspace, WorkspaceRole]  # sending events needs an editor key
     segment_type: str | None = None
 
     @extend_schema(

@@ -123,6 +123,8 @@ def contacts_response(request, spec: FunnelSpec) -> Response:
 class FunnelQueryApi(APIView):
     """POST a funnel query, get its result (cached until a new event arrives; `?refresh=1` recomputes)."""
 
+    write_role = "viewer"  # a POST that only reads
+
     @extend_schema(request=FunnelQuerySerializer, responses={200: FUNNEL_RESULT, 400: ERROR, 503: ERROR})
     def post(self, request):
         try:
@@ -135,6 +137,8 @@ class FunnelQueryApi(APIView):
 
 class FunnelQueryContactsApi(APIView):
     """POST a funnel query, get a page of the contacts that converted at / dropped off before a step."""
+
+    write_role = "viewer"  # a POST that only reads
 
     @extend_schema(request=FunnelQuerySerializer, parameters=PAGE_PARAMETERS, responses={200: dict, 400: ERROR})
     def post(self, request):

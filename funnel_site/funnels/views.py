@@ -80,8 +80,8 @@ def funnel_explorer(request, slug: str):
 @login_required
 @require_POST
 def funnel_save(request, slug: str):
-    """Save the explorer's current query under a name, then open it."""
-    workspace = workspace_for(request, slug)
+    """Save the explorer's current query under a name, then open it (editors)."""
+    workspace = workspace_for(request, slug, role="editor")
     form = FunnelExplorerForm(request.POST)
     explorer = reverse("funnels_ui:explorer", args=[slug])
     if not form.is_valid():
@@ -99,8 +99,8 @@ def funnel_save(request, slug: str):
 @login_required
 @require_POST
 def funnel_delete(request, slug: str, pk: int):
-    """Delete a saved funnel."""
-    workspace = workspace_for(request, slug)
+    """Delete a saved funnel (editors)."""
+    workspace = workspace_for(request, slug, role="editor")
     funnel = saved_funnel_get(workspace=workspace, funnel_id=pk)
     saved_funnel_delete(funnel=funnel)
     messages.success(request, f"deleted funnel {funnel.name!r}")
