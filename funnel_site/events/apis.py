@@ -20,15 +20,23 @@ from funnel_site.events.services import IngestResult, events_ingest
 
 
 def exception_handler(exc, context):
-    """DRF errors as `{"error": "...", "detail": ...}` so every client reads one shape."""
+    """DRF errors as `{"error": "...", "field": name or null, "detail": ...}`: one shape for every client."""
     response = drf_exception_handler(exc, context)
     if response is not None:
         detail = response.data
+        field = None
         if isinstance(detail, dict) and set(detail) == {"detail"}:
             message = str(detail["detail"])
+        elif isinstance(detail, dict) and detail:
+            # a validation error: name the first field and its first reason
+            field = next(iter(detail))
+            reason = detail[field]
+            while isinstance(reason, (list, dict)) and reason:
+                reason = reason[0] if isinstance(reason, list) else next(iter(reason.values()))
+            message = f"{field}: {reason}"
         else:
             message = "invalid request"
-        response.data = {"error": message, "detail": detail}
+        response.data = {"error": message, "field": field, "detail": detail}
     return response
 
 
@@ -47,12 +55,20 @@ def ingest_response(result: IngestResult, *, position_key: str = "index") -> Res
     return Response(body, status=code)
 
 
-def parse_batch(request) -> list | Response:
-    """The list of raw items of an ingestion body, or an error Response (400/413)."""
+def parse_batch(request, *, unwrap_batch: bool = False) -> list | Response:
+    """The list of raw items of an ingestion body, or an error Response (400/413).
+
+    With `unwrap_batch` (Segment's /v1/batch) a body `{"batch": [...]}` is its list of messages;
+    the item limit is checked on what is finally ingested, after unwrapping.
+    """
     try:
         payload = read_json_body(request._request)
     except BodyError as exc:
         return Response({"error": exc.message}, status=exc.status)
+    if unwrap_batch and isinstance(payload, dict) and "batch" in payload:
+        payload = payload["batch"]
+        if not isinstance(payload, list):
+            return Response({"error": "batch must be a list of messages", "field": "batch"}, status=400)
     items = payload if isinstance(payload, list) else [payload] if isinstance(payload, dict) else None
     if items is None:
         return Response(

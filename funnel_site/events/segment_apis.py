@@ -55,15 +55,10 @@ class SegmentBaseApi(APIView):
     )
     def post(self, request):
         if self.segment_type is None:
-            items = parse_batch(request)
+            # /v1/batch: {"batch": [...]} as Segment SDKs send it, or a bare list
+            items = parse_batch(request, unwrap_batch=True)
             if isinstance(items, Response):
                 return items
-            # /v1/batch: {"batch": [...]} as Segment SDKs send it, or a bare list
-            if len(items) == 1 and isinstance(items[0], dict) and "batch" in items[0]:
-                batch = items[0]["batch"]
-                if not isinstance(batch, list):
-                    return Response({"error": "batch must be a list of messages"}, status=400)
-                items = batch
             messages = _to_items(items, forced_type=None)
         else:
             try:

@@ -10,6 +10,7 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -168,13 +169,15 @@ def _body(request) -> dict[str, Any]:
     return request.data
 
 
-class SavedFunnelListApi(APIView):
-    """GET the workspace's saved funnels; POST `{name, description, definition}` to save one."""
+class SavedFunnelListApi(GenericAPIView):
+    """GET the workspace's saved funnels (paginated); POST `{name, description, definition}` to save one."""
+
+    serializer_class = SavedFunnelSerializer
 
     @extend_schema(responses=SavedFunnelSerializer(many=True))
     def get(self, request):
-        funnels = saved_funnel_list(workspace=request_workspace(request))
-        return Response(SavedFunnelSerializer(funnels, many=True).data)
+        page = self.paginate_queryset(saved_funnel_list(workspace=request_workspace(request)))
+        return self.get_paginated_response(SavedFunnelSerializer(page, many=True).data)
 
     @extend_schema(request=SAVE_REQUEST, responses={201: SavedFunnelSerializer, 400: ERROR})
     def post(self, request):
