@@ -62,10 +62,10 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 
 
 class TrainRequestSerializer(serializers.Serializer):
-    target = serializers.ChoiceField(choices=Target.values)
+    target = serializers.ChoiceField(choices=Target.choices)
     horizon = serializers.CharField(default="7d", help_text=DURATION_HELP)
     lookback = serializers.CharField(default="28d", help_text=DURATION_HELP)
-    arch = serializers.ChoiceField(choices=Arch.values, default=Arch.LSTM)
+    arch = serializers.ChoiceField(choices=Arch.choices, default=Arch.LSTM)
     ensemble = serializers.BooleanField(default=False)
     cutoff = serializers.DateTimeField(required=False, help_text="train as of this moment (events before it)")
     auto_activate = serializers.BooleanField(required=False, help_text="activate it if it beats the active model")

@@ -38,10 +38,28 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(os.environ.get("FUNNEL_VAR_DIR", BASE_DIR / "var")).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-insecure-key-change-me-in-production")
+# The fallback key and a wildcard host are for development: with DEBUG off the web server refuses
+# to start on them (funnel_site/security.py, called by wsgi.py); commands still run.
+INSECURE_SECRET_KEY = "dev-only-insecure-key-change-me-in-production"
+SECRET_KEY = os.environ.get("SECRET_KEY", INSECURE_SECRET_KEY)
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "*").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+# Production behind TLS (README "Production"): FUNNEL_TLS=1 makes cookies Secure, redirects http to
+# https and sends HSTS (HSTS_SECONDS, default a year); FUNNEL_PROXY_SSL_HEADER=1 trusts the proxy's
+# X-Forwarded-Proto (only behind a proxy that sets it); USE_X_FORWARDED_HOST likewise.
+FUNNEL_TLS = env_bool("FUNNEL_TLS", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = FUNNEL_TLS
+SECURE_SSL_REDIRECT = FUNNEL_TLS and env_bool("SECURE_SSL_REDIRECT", True)
+SECURE_HSTS_SECONDS = int(os.environ.get("HSTS_SECONDS", "31536000")) if FUNNEL_TLS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = FUNNEL_TLS and env_bool("HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = FUNNEL_TLS and env_bool("HSTS_PRELOAD", True)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # probes from inside the network speak http
+if env_bool("FUNNEL_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+USE_X_FORWARDED_HOST = env_bool("USE_X_FORWARDED_HOST", False)
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -152,6 +170,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "funnel_site.events.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "funnel_site.events.apis.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["funnel_site.events.throttling.ApiKeyRateThrottle"],
+    # proxies in front of the server that append to X-Forwarded-For (0: use REMOTE_ADDR)
+    "NUM_PROXIES": int(os.environ.get("FUNNEL_NUM_PROXIES", "0")),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Funnel plugin API",
@@ -164,6 +185,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # one name per choice set, so fields of the same name in several apps cannot collide
+    "ENUM_NAME_OVERRIDES": {"TargetEnum": "predictions.models.Target", "ArchEnum": "predictions.models.Arch"},
 }
 
 # Celery: one app, queues per concern (see funnel_site/queues.py).
@@ -208,6 +231,25 @@ FUNNEL_QUERY_TIMEOUT_SECONDS = float(os.environ.get("FUNNEL_QUERY_TIMEOUT_SECOND
 FUNNEL_CACHE_SECONDS = int(os.environ.get("FUNNEL_CACHE_SECONDS", "600"))
 FUNNEL_COLUMN_LOAD_TIMEOUT_SECONDS = float(os.environ.get("FUNNEL_COLUMN_LOAD_TIMEOUT_SECONDS", "600"))
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "funnel-plugin"}}
+# "shared": one cache for every process (API throttling, worker heartbeats): Redis when CACHE_URL
+# or a redis broker is configured, else files under VAR_DIR (the embedded default, one machine).
+CACHE_URL = os.environ.get("CACHE_URL") or (CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis://") else "")
+if CACHE_URL:
+    CACHES["shared"] = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL, "KEY_PREFIX": "funnel",
+        # a probe must answer fast when Redis is down
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }
+else:
+    CACHES["shared"] = {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                        "LOCATION": str(VAR_DIR / "cache"), "KEY_PREFIX": "funnel"}
+# API throttling (funnel_site/events/throttling.py): failed key attempts per client address (every
+# request from it is refused with 429 once over), and requests per API key (ApiKey.rate_limit
+# overrides the default per key). Rates are N/s, N/min, N/hour or N/day.
+FUNNEL_THROTTLE_RATES = {
+    "failed_key": os.environ.get("FUNNEL_FAILED_KEY_RATE", "20/min"),
+    "api_key": os.environ.get("FUNNEL_API_KEY_RATE", "3000/min"),
+}
 
 # Predictions: training jobs (predictions/training.py) and scoring.
 PREDICTION_TRAIN_TIME_LIMIT = int(os.environ.get("PREDICTION_TRAIN_TIME_LIMIT", "3600"))
