@@ -256,6 +256,14 @@ PREDICTION_TRAIN_TIME_LIMIT = int(os.environ.get("PREDICTION_TRAIN_TIME_LIMIT", 
 PREDICTION_AUTO_ACTIVATE = env_bool("PREDICTION_AUTO_ACTIVATE", False)
 PREDICTION_HEARTBEAT_SECONDS = 5
 PREDICTION_STALE_SECONDS = 600  # no heartbeat for this long: the training is failed by the reaper
+# Stranded work (funnel_site/recovery.py): a running job whose row heartbeat is older than this is
+# handed back to the queue, at most PREDICTION_MAX_ATTEMPTS times for a training, then failed.
+FUNNEL_RUNNER_STALE_SECONDS = int(os.environ.get("FUNNEL_RUNNER_STALE_SECONDS", "60"))
+PREDICTION_MAX_ATTEMPTS = int(os.environ.get("PREDICTION_MAX_ATTEMPTS", "3"))
+# the queue trainings are sent to (default: the `training` route of funnel_site/queues.py)
+PREDICTION_TRAINING_QUEUE = os.environ.get("PREDICTION_TRAINING_QUEUE") or None
+# /readyz: the queues that need a live worker (comma separated; empty checks none)
+FUNNEL_REQUIRED_QUEUES = [q for q in os.environ.get("FUNNEL_REQUIRED_QUEUES", "ingest,training,scoring,sync").split(",") if q]
 PREDICTION_SCORE_SHARD_SIZE = int(os.environ.get("PREDICTION_SCORE_SHARD_SIZE", "50000"))
 PREDICTION_EXPLAIN_WAIT_SECONDS = 30  # an API request waits this long for a worker's explanation
 PREDICTION_TRAIN_DEFAULTS: dict = {}  # TrainConfig fields overriding its defaults (tests: tiny sizes)
