@@ -24,3 +24,6 @@ urlpatterns = [
     path("dashboard/<slug:slug>/models/", include("predictions.page_urls")),
     path("", include("funnel_site.dashboard.urls")),
 ]
+
+handler404 = "funnel_site.errors.not_found"
+handler500 = "funnel_site.errors.server_error"

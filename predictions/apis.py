@@ -61,15 +61,21 @@ class ModelVersionSerializer(serializers.ModelSerializer):
         ]
 
 
+DURATION_PATTERN = r"^[1-9][0-9]{0,6}(s|m|h|d|w)$"
+DURATION_INVALID = "must be a duration longer than zero, like 90s, 30m, 1h, 14d or 2w"
+
+
 class TrainRequestSerializer(serializers.Serializer):
     target = serializers.ChoiceField(choices=Target.choices)
-    horizon = serializers.CharField(default="7d", help_text=DURATION_HELP)
-    lookback = serializers.CharField(default="28d", help_text=DURATION_HELP)
+    horizon = serializers.RegexField(DURATION_PATTERN, default="7d", help_text=DURATION_HELP,
+                                     error_messages={"invalid": DURATION_INVALID})
+    lookback = serializers.RegexField(DURATION_PATTERN, default="28d", help_text=DURATION_HELP,
+                                      error_messages={"invalid": DURATION_INVALID})
     arch = serializers.ChoiceField(choices=Arch.choices, default=Arch.LSTM)
     ensemble = serializers.BooleanField(default=False)
     cutoff = serializers.DateTimeField(required=False, help_text="train as of this moment (events before it)")
     auto_activate = serializers.BooleanField(required=False, help_text="activate it if it beats the active model")
-    seed = serializers.IntegerField(default=0)
+    seed = serializers.IntegerField(default=0, min_value=0, max_value=2**32 - 1)
     options = serializers.DictField(required=False, help_text=f"training sizes: {', '.join(sorted(TUNABLE))}")
 
 
@@ -83,13 +89,16 @@ class ModelListApi(generics.GenericAPIView):
     serializer_class = ModelVersionSerializer
     write_role = "admin"  # training is an admin action (funnel_site/events/roles.py)
 
-    @extend_schema(
-        parameters=[OpenApiParameter("target", str, enum=Target.values), OpenApiParameter("status", str)],
-        responses=ModelVersionSerializer(many=True),
-    )
+    class Query(serializers.Serializer):
+        target = serializers.ChoiceField(choices=Target.choices, required=False)
+        status = serializers.ChoiceField(choices=ModelVersion.Status.choices, required=False)
+
+    @extend_schema(parameters=[Query], responses=ModelVersionSerializer(many=True))
     def get(self, request):
-        qs = model_version_list(workspace=request_workspace(request), target=request.query_params.get("target"),
-                                status=request.query_params.get("status"))
+        query = self.Query(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        qs = model_version_list(workspace=request_workspace(request), target=query.validated_data.get("target"),
+                                status=query.validated_data.get("status"))
         page = self.paginate_queryset(qs.defer("curves"))
         return self.get_paginated_response(ModelVersionSerializer(page, many=True).data)
 
@@ -135,7 +144,7 @@ class ModelActivateApi(APIView):
 
     write_role = "admin"
 
-    @extend_schema(request=None, responses={200: ModelVersionSerializer, 409: None})
+    @extend_schema(request=None, responses={200: ModelVersionSerializer, 404: None, 409: None})
     def post(self, request, model_id: int):
         try:
             version = model_version_activate(version=_version(request, model_id))

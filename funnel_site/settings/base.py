@@ -187,6 +187,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # one name per choice set, so fields of the same name in several apps cannot collide
     "ENUM_NAME_OVERRIDES": {"TargetEnum": "predictions.models.Target", "ArchEnum": "predictions.models.Arch"},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "funnel_site.events.schema.document_errors",  # 401/403/404/429... with the one error body
+    ],
 }
 
 # Celery: one app, queues per concern (see funnel_site/queues.py).

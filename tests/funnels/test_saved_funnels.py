@@ -60,9 +60,9 @@ def test_update_and_delete(api, saved):
     ("body", "field"),
     [
         ({"name": "", "definition": DEFINITION}, "name"),
-        ({"name": "x", "definition": {"steps": ["pv"]}}, "steps"),
+        ({"name": "x", "definition": {"steps": ["pv"]}}, "definition.steps"),
         ({"name": "x", "definition": {"steps": ["pv", "buy"], "window": "1y"}}, "window"),
-        ({"name": "x"}, "body"),
+        ({"name": "x"}, "definition"),
         ({"name": "Pro buyers", "definition": DEFINITION}, "name"),
     ],
 )

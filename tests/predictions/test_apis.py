@@ -21,7 +21,7 @@ def no_tasks():
 
 @pytest.mark.parametrize("body, message", [
     ({"target": "revenue"}, "target: "),
-    ({"target": "purchase", "horizon": "0d"}, "horizon must be longer than zero"),
+    ({"target": "purchase", "horizon": "0d"}, "horizon: must be a duration longer than zero"),
     ({"target": "purchase", "horizon": "14d", "lookback": "7d"}, "must not be shorter"),
     ({"target": "purchase", "horizon": "soon"}, "horizon: "),
     ({"target": "purchase", "options": {"units": -1}}, "units must be at least 1"),
