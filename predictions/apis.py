@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from funnel_site.events.auth import request_workspace
 from funnel_site.events.models import Contact
+from funnel_site.strict_fields import StrictBooleanField, StrictIntegerField, StrictRegexField
 from predictions.models import Arch, ContactScore, ModelVersion, Target
 from predictions.selectors import (
     NotFound,
@@ -67,15 +68,15 @@ DURATION_INVALID = "must be a duration longer than zero, like 90s, 30m, 1h, 14d 
 
 class TrainRequestSerializer(serializers.Serializer):
     target = serializers.ChoiceField(choices=Target.choices)
-    horizon = serializers.RegexField(DURATION_PATTERN, default="7d", help_text=DURATION_HELP,
+    horizon = StrictRegexField(DURATION_PATTERN, default="7d", help_text=DURATION_HELP,
                                      error_messages={"invalid": DURATION_INVALID})
-    lookback = serializers.RegexField(DURATION_PATTERN, default="28d", help_text=DURATION_HELP,
+    lookback = StrictRegexField(DURATION_PATTERN, default="28d", help_text=DURATION_HELP,
                                       error_messages={"invalid": DURATION_INVALID})
     arch = serializers.ChoiceField(choices=Arch.choices, default=Arch.LSTM)
-    ensemble = serializers.BooleanField(default=False)
+    ensemble = StrictBooleanField(default=False)
     cutoff = serializers.DateTimeField(required=False, help_text="train as of this moment (events before it)")
-    auto_activate = serializers.BooleanField(required=False, help_text="activate it if it beats the active model")
-    seed = serializers.IntegerField(default=0, min_value=0, max_value=2**32 - 1)
+    auto_activate = StrictBooleanField(required=False, help_text="activate it if it beats the active model")
+    seed = StrictIntegerField(default=0, min_value=0, max_value=2**32 - 1)
     options = serializers.DictField(required=False, help_text=f"training sizes: {', '.join(sorted(TUNABLE))}")
 
 
@@ -90,8 +91,8 @@ class ModelListApi(generics.GenericAPIView):
     write_role = "admin"  # training is an admin action (funnel_site/events/roles.py)
 
     class Query(serializers.Serializer):
-        target = serializers.ChoiceField(choices=Target.choices, required=False)
-        status = serializers.ChoiceField(choices=ModelVersion.Status.choices, required=False)
+        target = serializers.ChoiceField(choices=Target.choices, required=False, allow_blank=True)
+        status = serializers.ChoiceField(choices=ModelVersion.Status.choices, required=False, allow_blank=True)
 
     @extend_schema(parameters=[Query], responses=ModelVersionSerializer(many=True))
     def get(self, request):

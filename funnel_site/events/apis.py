@@ -98,6 +98,7 @@ def parse_batch(request, *, unwrap_batch: bool = False) -> list | Response:
 
 
 _TEXT_OR_NUMBER = {"oneOf": [{"type": "string"}, {"type": "integer"}]}
+_OPTIONAL_TEXT = {**_TEXT_OR_NUMBER, "nullable": True, "description": "null or absent: none"}
 EVENT_ITEM_SCHEMA = {
     "type": "object",
     "description": "one event; validated on its own (funnel_site/events/validation.py): a bad item is "
@@ -105,15 +106,15 @@ EVENT_ITEM_SCHEMA = {
     "required": ["contact_id", "event", "timestamp"],
     "properties": {
         "contact_id": {**_TEXT_OR_NUMBER, "description": "at most 255 characters"},
-        "event": {"type": "string", "description": "at most 200 characters"},
+        "event": {**_TEXT_OR_NUMBER, "description": "at most 200 characters"},
         "timestamp": {"oneOf": [{"type": "string"}, {"type": "number"}],
                       "description": "ISO-8601, or unix seconds / milliseconds"},
-        "campaign": {"type": "string"}, "channel": {"type": "string"},
+        "campaign": _OPTIONAL_TEXT, "channel": _OPTIONAL_TEXT,
         "value": {"oneOf": [{"type": "number"}, {"type": "string"}], "nullable": True},
-        "message_id": {**_TEXT_OR_NUMBER, "description": "idempotency key"},
+        "message_id": {**_OPTIONAL_TEXT, "description": "idempotency key (absent: a hash of the content)"},
         "properties": {"oneOf": [{"type": "object"}, {"type": "string"}], "nullable": True,
                        "description": "an object (or its JSON text), at most 32 levels deep and 64 KiB"},
-        "email": {"type": "string"}, "traits": {"oneOf": [{"type": "object"}, {"type": "string"}], "nullable": True},
+        "email": _OPTIONAL_TEXT, "traits": {"oneOf": [{"type": "object"}, {"type": "string"}], "nullable": True},
     },
 }
 EVENTS_BODY_SCHEMA = {"oneOf": [EVENT_ITEM_SCHEMA, {"type": "array", "items": EVENT_ITEM_SCHEMA, "maxItems": 10000}]}
@@ -162,8 +163,10 @@ class EventsApi(generics.GenericAPIView):
         return ingest_response(result)
 
     class Query(serializers.Serializer):
-        contact_id = serializers.CharField(required=False, max_length=255, help_text="only this contact's events")
-        name = serializers.CharField(required=False, max_length=200, help_text="only events with this name")
+        contact_id = serializers.CharField(required=False, allow_blank=True, max_length=255,
+                                           help_text="only this contact's events")
+        name = serializers.CharField(required=False, allow_blank=True, max_length=200,
+                                     help_text="only events with this name")
 
     @extend_schema(parameters=[Query], responses=EventSerializer(many=True))
     def get(self, request):

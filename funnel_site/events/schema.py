@@ -69,8 +69,7 @@ def document_errors(result, generator, request, public):
                 responses.setdefault("415", _error_response("Content-Encoding other than gzip"))
             if operation.get("requestBody") or operation.get("parameters"):
                 _fill(responses, "400", "invalid input: `field` names the parameter or field")
-            if "{" in path:
-                _fill(responses, "404", "no such object in this workspace")
+            _fill(responses, "404", "no such object in this workspace (or no active model of the target)")
             for code, response in responses.items():
                 if code.startswith(("4", "5")) and "content" not in response:
                     response["content"] = {"application/json": {"schema": _ERROR_REF}}

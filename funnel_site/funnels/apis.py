@@ -50,7 +50,8 @@ FUNNEL_RESULT = inline_serializer(
         "cached": serializers.BooleanField(),
     },
 )
-ERROR = inline_serializer("FunnelError", {"error": serializers.CharField(), "field": serializers.CharField()})
+ERROR = inline_serializer("FunnelError", {"error": serializers.CharField(),
+                                         "field": serializers.CharField(allow_null=True)})
 PAGE_PARAMETERS = [
     OpenApiParameter("step", {"type": "integer", "minimum": 1, "maximum": 20}, description="1-based step",
                      required=True),

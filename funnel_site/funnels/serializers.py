@@ -10,6 +10,7 @@ from rest_framework import serializers
 from funnel_site.events.stages import STAGES
 from funnel_site.funnels.engine import FunnelDefinitionError
 from funnel_site.funnels.engine.definition import MAX_HISTOGRAM_BINS, MAX_STEPS, MIN_STEPS
+from funnel_site.strict_fields import StrictCharField, StrictIntegerField
 
 MAX_TEXT = 200
 _TEXT = {"type": "string", "minLength": 1, "maxLength": MAX_TEXT, "pattern": r"\S"}
@@ -88,7 +89,8 @@ class WindowField(serializers.Field):
         return value
 
 
-@extend_schema_field({"oneOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}],
+@extend_schema_field({"oneOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"},
+                                {"type": "string", "maxLength": 0, "description": "empty: the default"}],
                       "description": "ISO-8601 date or date-time (naive: UTC)"})
 class MomentField(serializers.Field):
     """An ISO-8601 date or date-time, parsed as the query parser parses it."""
@@ -115,14 +117,14 @@ class FunnelQuerySerializer(serializers.Serializer):
     order = serializers.ChoiceField(["sequential", "strict", "any"], required=False)
     count = serializers.ChoiceField(["unique", "totals"], required=False)
     exclude = serializers.ListField(child=ExclusionField(), required=False, max_length=20)
-    breakdown = serializers.CharField(required=False, max_length=MAX_TEXT,
+    breakdown = StrictCharField(required=False, max_length=MAX_TEXT,
                                       help_text="campaign, channel, stage, event, property:KEY, contact:KEY")
     attribution = serializers.ChoiceField(["first_touch", "last_touch"], required=False)
-    hold_constant = serializers.CharField(required=False, max_length=MAX_TEXT)
+    hold_constant = StrictCharField(required=False, max_length=MAX_TEXT)
     since = MomentField(required=False)
     until = MomentField(required=False, help_text="exclusive; after `since`")
     trend_interval = serializers.ChoiceField(["day", "week"], required=False)
-    histogram_bins = serializers.IntegerField(required=False, min_value=1, max_value=MAX_HISTOGRAM_BINS)
+    histogram_bins = StrictIntegerField(required=False, min_value=1, max_value=MAX_HISTOGRAM_BINS)
 
     def to_internal_value(self, data):
         if isinstance(data, dict):
@@ -135,8 +137,8 @@ class FunnelQuerySerializer(serializers.Serializer):
 class SavedFunnelWriteSerializer(serializers.Serializer):
     """Body of POST/PUT/PATCH of a saved funnel."""
 
-    name = serializers.CharField(max_length=MAX_TEXT)
-    description = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    name = StrictCharField(max_length=MAX_TEXT)
+    description = StrictCharField(required=False, allow_blank=True, max_length=2000)
     definition = FunnelQuerySerializer()
 
 

@@ -168,6 +168,8 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_PAGINATION_CLASS": "funnel_site.events.pagination.BoundedLimitOffsetPagination",
+    # JSON bodies only: one parser, so the schema documents exactly what is parsed
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "funnel_site.events.apis.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["funnel_site.events.throttling.ApiKeyRateThrottle"],
