@@ -13,6 +13,10 @@ Environment variables (every one optional):
   FUNNEL_COLUMN_LOAD_TIMEOUT_SECONDS (a process's first load of a workspace's events, default 600)
   PREDICTION_TRAIN_TIME_LIMIT (s, default 3600), PREDICTION_AUTO_ACTIVATE (default false: activate a new
   model only when none is active, or explicitly), PREDICTION_SCORE_SHARD_SIZE (contacts, default 50000)
+  Production (README "Production"): FUNNEL_TLS, HSTS_SECONDS, HSTS_INCLUDE_SUBDOMAINS, HSTS_PRELOAD,
+  SECURE_SSL_REDIRECT, FUNNEL_PROXY_SSL_HEADER, USE_X_FORWARDED_HOST, FUNNEL_NUM_PROXIES, CACHE_URL,
+  FUNNEL_FAILED_KEY_RATE (20/min), FUNNEL_API_KEY_RATE (3000/min), FUNNEL_REQUIRED_QUEUES,
+  FUNNEL_RUNNER_STALE_SECONDS (60), PREDICTION_MAX_ATTEMPTS (3), PREDICTION_TRAINING_QUEUE
 """
 
 from __future__ import annotations

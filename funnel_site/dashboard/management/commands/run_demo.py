@@ -95,7 +95,9 @@ class Command(BaseCommand):
             subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "funnel_site", "worker", "-Q",
                  "ingest,training,scoring,sync", "--concurrency", "2", "--loglevel", "WARNING",
-                 "-n", "demo@%h"],
+                 "-n", "demo@%h",
+                 # the periodic tasks too (funnel_site/schedules.py: stranded-work recovery every 30 s)
+                 "-B", "-s", str(Path(settings.VAR_DIR) / "celerybeat-schedule")],
                 cwd=ROOT, env=env,
             ),
             subprocess.Popen(
