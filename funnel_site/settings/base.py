@@ -174,6 +174,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "funnel_site.events.pagination.BoundedLimitOffsetPagination",
     # JSON bodies only: one parser, so the schema documents exactly what is parsed
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",  # APIClient posts JSON, the one format parsed
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "funnel_site.events.apis.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["funnel_site.events.throttling.ApiKeyRateThrottle"],
