@@ -252,8 +252,10 @@ if CACHE_URL:
         "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
     }
 else:
+    # culling at the default 300 entries would drop worker heartbeats among many throttle keys
     CACHES["shared"] = {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-                        "LOCATION": str(VAR_DIR / "cache"), "KEY_PREFIX": "funnel"}
+                        "LOCATION": str(VAR_DIR / "cache"), "KEY_PREFIX": "funnel",
+                        "OPTIONS": {"MAX_ENTRIES": 100_000}}
 # API throttling (funnel_site/events/throttling.py): failed key attempts per client address (every
 # request from it is refused with 429 once over), and requests per API key (ApiKey.rate_limit
 # overrides the default per key). Rates are N/s, N/min, N/hour or N/day.

@@ -251,3 +251,17 @@ def test_list_page_bounds_are_400_naming_the_parameter(api, path, query, field):
 def test_list_page_at_the_bounds_is_fine(api):
     assert api.get("/api/v1/events?limit=1000&offset=9223372036854775807").status_code == 200
     assert api.get("/api/v1/events").json().keys() >= {"count", "next", "results"}
+
+
+@pytest.mark.parametrize("kind", ["track", "identify", "page", "screen"])
+def test_every_segment_endpoint_rejects_what_postgresql_refuses(api, workspace_with_key, kind):
+    key = workspace_with_key[1]
+    auth = f"Basic {base64.b64encode(f'{key}:'.encode()).decode()}"
+    message = {"userId": "u\x00", "event": "pv", "name": "Home", "timestamp": "2026-01-01T00:00:00Z",
+               "messageId": f"m-{kind}", "traits": {"plan\x00": "pro"}}
+    resp = api.post(f"/v1/{kind}", json.dumps(message), content_type="application/json", HTTP_AUTHORIZATION=auth)
+    assert resp.status_code == 400, resp.content
+    assert resp.json()["errors"][0]["index"] == 0 and resp.json()["errors"][0]["field"]
+    good = {**message, "userId": "u", "traits": {"plan": "pro"}}
+    resp = api.post(f"/v1/{kind}", json.dumps(good), content_type="application/json", HTTP_AUTHORIZATION=auth)
+    assert resp.status_code == 200 and resp.json()["rejected"] == 0, resp.content
