@@ -28,7 +28,10 @@ PRODUCTION_ENV = {"DEBUG": "0", "SECRET_KEY": GOOD_KEY, "ALLOWED_HOSTS": "funnel
 
 
 def _env(**values: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "ALLOWED_HOSTS", "DEBUG", "FUNNEL_TLS")}
+    # a clean deployment's environment: none of the test session's settings (the browser fixtures
+    # set DJANGO_ALLOW_ASYNC_UNSAFE, which check --deploy rightly refuses)
+    dropped = ("SECRET_KEY", "ALLOWED_HOSTS", "DEBUG", "FUNNEL_TLS", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     env.update(DJANGO_SETTINGS_MODULE="funnel_site.settings", PYTHONPATH=str(ROOT), **values)
     return env
 
