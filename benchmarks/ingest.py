@@ -25,6 +25,7 @@ import http.client
 import os
 import queue
 import resource
+import secrets
 import socket
 import statistics
 import subprocess
@@ -96,6 +97,9 @@ def scratch_database() -> str:
 def child_env() -> dict[str, str]:
     env = dict(os.environ)
     env.update(DJANGO_SETTINGS_MODULE="funnel_site.settings", PYTHONPATH=str(ROOT), LOG_LEVEL="WARNING")
+    # the server refuses the development SECRET_KEY and a wildcard host with DEBUG off
+    env.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+    env.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost")
     return env
 
 

@@ -32,6 +32,10 @@ def build_logging(*, fmt: str, level: str) -> dict:
                 "()": structlog.stdlib.ProcessorFormatter,
                 "processors": [
                     structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    # JSON has no notion of a traceback object: render it as text (the console
+                    # renderer prints exceptions itself, prettier)
+                    *([structlog.processors.StackInfoRenderer(), structlog.processors.format_exc_info]
+                      if fmt == "json" else []),
                     renderer,
                 ],
                 "foreign_pre_chain": shared,

@@ -21,6 +21,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "integrations.tasks.resume_stale_runs",
         "schedule": 120.0,
     },
+    # jobs left `running` by a dead worker go back to the queue (funnel_site/recovery.py)
+    "recover-stranded-work": {
+        "task": "funnel_site.recover_stranded_work",
+        "schedule": 30.0,
+    },
     # fresh scores of every active model once a day (sharded on the `scoring` queue)
     "predictions-score-active-models": {
         "task": "predictions.tasks.score_active_models",

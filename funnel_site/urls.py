@@ -29,3 +29,6 @@ urlpatterns = [
     path("webhooks/", include("integrations.webhooks.urls")),
     path("", include("funnel_site.dashboard.urls")),
 ]
+
+handler404 = "funnel_site.errors.not_found"
+handler500 = "funnel_site.errors.server_error"

@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from funnel_site.events.auth import request_workspace
 from funnel_site.events.models import Contact
+from funnel_site.strict_fields import StrictBooleanField, StrictIntegerField, StrictRegexField
 from predictions.models import Arch, ContactScore, ModelVersion, Target
 from predictions.selectors import (
     NotFound,
@@ -61,15 +62,21 @@ class ModelVersionSerializer(serializers.ModelSerializer):
         ]
 
 
+DURATION_PATTERN = r"^[1-9][0-9]{0,6}(s|m|h|d|w)$"
+DURATION_INVALID = "must be a duration longer than zero, like 90s, 30m, 1h, 14d or 2w"
+
+
 class TrainRequestSerializer(serializers.Serializer):
-    target = serializers.ChoiceField(choices=Target.values)
-    horizon = serializers.CharField(default="7d", help_text=DURATION_HELP)
-    lookback = serializers.CharField(default="28d", help_text=DURATION_HELP)
-    arch = serializers.ChoiceField(choices=Arch.values, default=Arch.LSTM)
-    ensemble = serializers.BooleanField(default=False)
+    target = serializers.ChoiceField(choices=Target.choices)
+    horizon = StrictRegexField(DURATION_PATTERN, default="7d", help_text=DURATION_HELP,
+                                     error_messages={"invalid": DURATION_INVALID})
+    lookback = StrictRegexField(DURATION_PATTERN, default="28d", help_text=DURATION_HELP,
+                                      error_messages={"invalid": DURATION_INVALID})
+    arch = serializers.ChoiceField(choices=Arch.choices, default=Arch.LSTM)
+    ensemble = StrictBooleanField(default=False)
     cutoff = serializers.DateTimeField(required=False, help_text="train as of this moment (events before it)")
-    auto_activate = serializers.BooleanField(required=False, help_text="activate it if it beats the active model")
-    seed = serializers.IntegerField(default=0)
+    auto_activate = StrictBooleanField(required=False, help_text="activate it if it beats the active model")
+    seed = StrictIntegerField(default=0, min_value=0, max_value=2**32 - 1)
     options = serializers.DictField(required=False, help_text=f"training sizes: {', '.join(sorted(TUNABLE))}")
 
 
@@ -81,14 +88,18 @@ class ModelListApi(generics.GenericAPIView):
     """GET: the workspace's models, newest first. POST: queue a training (202, status `queued`)."""
 
     serializer_class = ModelVersionSerializer
+    write_role = "admin"  # training is an admin action (funnel_site/events/roles.py)
 
-    @extend_schema(
-        parameters=[OpenApiParameter("target", str, enum=Target.values), OpenApiParameter("status", str)],
-        responses=ModelVersionSerializer(many=True),
-    )
+    class Query(serializers.Serializer):
+        target = serializers.ChoiceField(choices=Target.choices, required=False, allow_blank=True)
+        status = serializers.ChoiceField(choices=ModelVersion.Status.choices, required=False, allow_blank=True)
+
+    @extend_schema(parameters=[Query], responses=ModelVersionSerializer(many=True))
     def get(self, request):
-        qs = model_version_list(workspace=request_workspace(request), target=request.query_params.get("target"),
-                                status=request.query_params.get("status"))
+        query = self.Query(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        qs = model_version_list(workspace=request_workspace(request), target=query.validated_data.get("target"),
+                                status=query.validated_data.get("status"))
         page = self.paginate_queryset(qs.defer("curves"))
         return self.get_paginated_response(ModelVersionSerializer(page, many=True).data)
 
@@ -130,9 +141,11 @@ class ModelDetailApi(APIView):
 
 
 class ModelActivateApi(APIView):
-    """Make a succeeded model the active one of its target (its artifact is checked first)."""
+    """Make a succeeded model the active one of its target (its artifact is checked first; admins)."""
 
-    @extend_schema(request=None, responses={200: ModelVersionSerializer, 409: None})
+    write_role = "admin"
+
+    @extend_schema(request=None, responses={200: ModelVersionSerializer, 404: None, 409: None})
     def post(self, request, model_id: int):
         try:
             version = model_version_activate(version=_version(request, model_id))
@@ -142,7 +155,9 @@ class ModelActivateApi(APIView):
 
 
 class ModelCancelApi(APIView):
-    """Cancel a queued or running training."""
+    """Cancel a queued or running training (admins)."""
+
+    write_role = "admin"
 
     @extend_schema(request=None, responses={200: ModelVersionSerializer, 409: None})
     def post(self, request, model_id: int):

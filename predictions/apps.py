@@ -15,3 +15,10 @@ class PredictionsConfig(AppConfig):
 
         post_save.connect(receivers.workspace_created, sender=Workspace, dispatch_uid="segments_defaults")
         signals.scores_updated.connect(receivers.scores_updated, dispatch_uid="segments_refresh")
+
+        from funnel_site.recovery import Recoverable, recoverable_register
+
+        # a training left running by a dead worker is queued again (funnel_site/recovery.py)
+        recoverable_register(Recoverable(name="training", model="predictions.ModelVersion",
+                                         running={"status": "running"},
+                                         recover="predictions.services.model_version_recover"))

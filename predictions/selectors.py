@@ -25,7 +25,10 @@ def model_version_list(*, workspace: Workspace, target: str | None = None, statu
 def model_version_get(*, workspace: Workspace, model_id) -> ModelVersion:
     """One version of this workspace (NotFound for another tenant's id, like an unknown one)."""
     try:
-        return ModelVersion.objects.get(workspace=workspace, pk=int(model_id))
+        pk = int(model_id)
+        if not 0 < pk < 2**63:  # past bigint the database would raise, not answer "none"
+            raise ValueError(pk)
+        return ModelVersion.objects.get(workspace=workspace, pk=pk)
     except (ModelVersion.DoesNotExist, TypeError, ValueError):
         raise NotFound(f"model {model_id} does not exist in workspace {workspace.slug!r}") from None
 

@@ -139,7 +139,32 @@ def model_version_queue(
 def _send_training(version: ModelVersion) -> None:
     from predictions.tasks import train_model_version
 
-    train_model_version.apply_async(args=[version.pk], task_id=version.celery_task_id)
+    queue = {"queue": settings.PREDICTION_TRAINING_QUEUE} if settings.PREDICTION_TRAINING_QUEUE else {}
+    train_model_version.apply_async(args=[version.pk], task_id=version.celery_task_id, **queue)
+
+
+def model_version_recover(*, pk: int, runner: str, reason: str) -> bool:
+    """A running training whose worker died (funnel_site/recovery.py): queue it again, or fail it
+    once it has been tried PREDICTION_MAX_ATTEMPTS times. False when the row moved on meanwhile."""
+    with transaction.atomic():
+        version = ModelVersion.objects.select_for_update().filter(
+            pk=pk, status=ModelVersion.Status.RUNNING, runner=runner
+        ).first()
+        if version is None:
+            return False
+        if version.attempts >= settings.PREDICTION_MAX_ATTEMPTS:
+            version.status = ModelVersion.Status.FAILED
+            version.failure_reason = f"{reason}; tried {version.attempts} times, given up"
+            version.finished_at = timezone.now()
+            version.save(update_fields=["status", "failure_reason", "finished_at"])
+            return True
+        version.status = ModelVersion.Status.QUEUED
+        version.runner = ""
+        version.progress = {"phase": f"queued again: {reason}"}
+        version.save(update_fields=["status", "runner", "progress"])
+        transaction.on_commit(lambda: _send_training(version))
+    log.warning("model_version_requeued", model=pk, reason=reason, attempts=version.attempts)
+    return True
 
 
 def model_version_cancel(*, version: ModelVersion) -> ModelVersion:

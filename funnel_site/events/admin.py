@@ -35,7 +35,7 @@ class WorkspaceAdmin(admin.ModelAdmin):
 class ApiKeyAdmin(admin.ModelAdmin):
     """Keys are created by `create_workspace` or the service (the clear key is shown once only)."""
 
-    list_display = ["prefix", "workspace", "name", "created_at", "last_used_at", "revoked_at"]
+    list_display = ["prefix", "workspace", "name", "role", "rate_limit", "created_at", "last_used_at", "revoked_at"]
     list_filter = ["workspace", ("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["prefix", "name", "workspace__slug"]
     readonly_fields = ["prefix", "key_hash", "created_at", "last_used_at"]

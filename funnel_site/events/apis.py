@@ -6,8 +6,9 @@ Every view reads and writes only the workspace of the API key that authenticated
 from __future__ import annotations
 
 from django.conf import settings
+from django.http import Http404
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,16 +21,37 @@ from funnel_site.events.services import IngestResult, events_ingest
 
 
 def exception_handler(exc, context):
-    """DRF errors as `{"error": "...", "detail": ...}` so every client reads one shape."""
+    """DRF errors as `{"error": "...", "field": name or null, "detail": ...}`: one shape for every client."""
     response = drf_exception_handler(exc, context)
     if response is not None:
         detail = response.data
+        field = None
         if isinstance(detail, dict) and set(detail) == {"detail"}:
             message = str(detail["detail"])
+        elif isinstance(detail, dict) and detail:
+            field, reason = _first_error(detail)
+            message = f"{field}: {reason}"
         else:
             message = "invalid request"
-        response.data = {"error": message, "detail": detail}
+        response.data = {"error": message, "field": field, "detail": detail}
     return response
+
+
+def _first_error(detail: dict) -> tuple[str, str]:
+    """The dotted path (`definition.steps[0]`) and reason of the first error of a DRF detail."""
+    path, node = "", detail
+    while isinstance(node, (dict, list)) and node:
+        if isinstance(node, list):
+            node = node[0]
+            continue
+        key = next(iter(node))
+        if key == "non_field_errors":  # DRF's name for the object as a whole
+            key = "" if path else "body"
+        elif isinstance(key, int):
+            key = f"[{key}]"
+        path = f"{path}.{key}" if path and key and not key.startswith("[") else f"{path}{key}"
+        node = node[next(iter(node))]
+    return path or "body", str(node)
 
 
 def ingest_response(result: IngestResult, *, position_key: str = "index") -> Response:
@@ -47,12 +69,20 @@ def ingest_response(result: IngestResult, *, position_key: str = "index") -> Res
     return Response(body, status=code)
 
 
-def parse_batch(request) -> list | Response:
-    """The list of raw items of an ingestion body, or an error Response (400/413)."""
+def parse_batch(request, *, unwrap_batch: bool = False) -> list | Response:
+    """The list of raw items of an ingestion body, or an error Response (400/413).
+
+    With `unwrap_batch` (Segment's /v1/batch) a body `{"batch": [...]}` is its list of messages;
+    the item limit is checked on what is finally ingested, after unwrapping.
+    """
     try:
         payload = read_json_body(request._request)
     except BodyError as exc:
         return Response({"error": exc.message}, status=exc.status)
+    if unwrap_batch and isinstance(payload, dict) and "batch" in payload:
+        payload = payload["batch"]
+        if not isinstance(payload, list):
+            return Response({"error": "batch must be a list of messages", "field": "batch"}, status=400)
     items = payload if isinstance(payload, list) else [payload] if isinstance(payload, dict) else None
     if items is None:
         return Response(
@@ -67,17 +97,27 @@ def parse_batch(request) -> list | Response:
     return items
 
 
-class EventItemSerializer(serializers.Serializer):
-    """One event of the canonical format (documentation only: items are validated one by one)."""
-
-    contact_id = serializers.CharField()
-    event = serializers.CharField()
-    timestamp = serializers.CharField(help_text="ISO-8601, or unix seconds / milliseconds")
-    campaign = serializers.CharField(required=False)
-    channel = serializers.CharField(required=False)
-    value = serializers.FloatField(required=False)
-    message_id = serializers.CharField(required=False, help_text="idempotency key")
-    properties = serializers.DictField(required=False)
+_TEXT_OR_NUMBER = {"oneOf": [{"type": "string"}, {"type": "integer"}]}
+_OPTIONAL_TEXT = {**_TEXT_OR_NUMBER, "nullable": True, "description": "null or absent: none"}
+EVENT_ITEM_SCHEMA = {
+    "type": "object",
+    "description": "one event; validated on its own (funnel_site/events/validation.py): a bad item is "
+    "rejected with its index, field and reason and the others are stored",
+    "required": ["contact_id", "event", "timestamp"],
+    "properties": {
+        "contact_id": {**_TEXT_OR_NUMBER, "description": "at most 255 characters"},
+        "event": {**_TEXT_OR_NUMBER, "description": "at most 200 characters"},
+        "timestamp": {"oneOf": [{"type": "string"}, {"type": "number"}],
+                      "description": "ISO-8601, or unix seconds / milliseconds"},
+        "campaign": _OPTIONAL_TEXT, "channel": _OPTIONAL_TEXT,
+        "value": {"oneOf": [{"type": "number"}, {"type": "string"}], "nullable": True},
+        "message_id": {**_OPTIONAL_TEXT, "description": "idempotency key (absent: a hash of the content)"},
+        "properties": {"oneOf": [{"type": "object"}, {"type": "string"}], "nullable": True,
+                       "description": "an object (or its JSON text), at most 32 levels deep and 64 KiB"},
+        "email": _OPTIONAL_TEXT, "traits": {"oneOf": [{"type": "object"}, {"type": "string"}], "nullable": True},
+    },
+}
+EVENTS_BODY_SCHEMA = {"oneOf": [EVENT_ITEM_SCHEMA, {"type": "array", "items": EVENT_ITEM_SCHEMA, "maxItems": 10000}]}
 
 
 INGEST_RESULT = inline_serializer(
@@ -110,7 +150,7 @@ class EventsApi(generics.GenericAPIView):
     serializer_class = EventSerializer
 
     @extend_schema(
-        request=EventItemSerializer(many=True),
+        request={"application/json": EVENTS_BODY_SCHEMA},
         responses={200: INGEST_RESULT, 400: INGEST_RESULT, 413: None},
         description="Each item is validated on its own: valid items are stored, invalid ones come back "
         "with their index, field and reason. message_id (or a hash of the content) makes retries safe.",
@@ -122,23 +162,25 @@ class EventsApi(generics.GenericAPIView):
         result = events_ingest(workspace=request_workspace(request), items=list(enumerate(items)))
         return ingest_response(result)
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("contact_id", str, description="only this contact's events"),
-            OpenApiParameter("name", str, description="only events with this name"),
-        ],
-        responses=EventSerializer(many=True),
-    )
+    class Query(serializers.Serializer):
+        contact_id = serializers.CharField(required=False, allow_blank=True, max_length=255,
+                                           help_text="only this contact's events")
+        name = serializers.CharField(required=False, allow_blank=True, max_length=200,
+                                     help_text="only events with this name")
+
+    @extend_schema(parameters=[Query], responses=EventSerializer(many=True))
     def get(self, request):
         workspace = request_workspace(request)
+        query = self.Query(data=request.query_params)
+        query.is_valid(raise_exception=True)  # also refuses NUL characters (PostgreSQL would)
         qs = (
             Event.objects.filter(workspace=workspace)
             .select_related("contact", "campaign")
             .order_by("-timestamp", "-id")
         )
-        if contact_id := request.query_params.get("contact_id"):
+        if contact_id := query.validated_data.get("contact_id"):
             qs = qs.filter(contact__external_id=contact_id)
-        if name := request.query_params.get("name"):
+        if name := query.validated_data.get("name"):
             qs = qs.filter(name=name)
         page = self.paginate_queryset(qs)
         return self.get_paginated_response(EventSerializer(page, many=True).data)
@@ -169,9 +211,10 @@ class ContactDetailApi(generics.RetrieveAPIView):
     serializer_class = ContactSerializer
 
     def get_object(self):
-        return get_object_or_404(
-            Contact, workspace=request_workspace(self.request), external_id=self.kwargs["external_id"]
-        )
+        external_id = self.kwargs["external_id"]
+        if "\x00" in external_id:  # no contact has one, and PostgreSQL refuses to compare it
+            raise Http404("no such contact")
+        return get_object_or_404(Contact, workspace=request_workspace(self.request), external_id=external_id)
 
 
 class CampaignSerializer(serializers.ModelSerializer):

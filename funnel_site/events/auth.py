@@ -24,11 +24,15 @@ class WorkspacePrincipal:
         return f"workspace:{self.workspace.slug}"
 
 
-def _verify(key: str) -> tuple[WorkspacePrincipal, ApiKey]:
+def _verify(key: str, request) -> tuple[WorkspacePrincipal, ApiKey]:
     from funnel_site.events.services import api_key_verify
+    from funnel_site.events.throttling import FailedKeyThrottle
 
+    failures = FailedKeyThrottle()
+    failures.check(request)  # 429 for an address that guessed wrong too often
     api_key = api_key_verify(key=key.strip())
     if api_key is None:
+        failures.record_failure(request)
         raise exceptions.AuthenticationFailed("invalid or revoked API key")
     return WorkspacePrincipal(api_key), api_key
 
@@ -45,7 +49,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
             raise exceptions.AuthenticationFailed("Authorization header must be 'Bearer <api key>'")
-        return _verify(key)
+        return _verify(key, request)
 
     def authenticate_header(self, request) -> str:
         return 'Bearer realm="api"'
@@ -60,14 +64,14 @@ class SegmentBasicAuthentication(authentication.BaseAuthentication):
             return None
         scheme, _, encoded = header.partition(" ")
         if scheme.lower() == "bearer":
-            return _verify(encoded)
+            return _verify(encoded, request)
         if scheme.lower() != "basic":
             raise exceptions.AuthenticationFailed("use HTTP Basic auth with the API key as user name")
         try:
             user = base64.b64decode(encoded.strip()).decode().partition(":")[0]
         except (ValueError, UnicodeDecodeError):
             raise exceptions.AuthenticationFailed("malformed Basic credentials") from None
-        return _verify(user)
+        return _verify(user, request)
 
     def authenticate_header(self, request) -> str:
         return 'Basic realm="segment"'

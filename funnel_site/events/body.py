@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zlib
 
 import orjson
@@ -18,14 +19,25 @@ class BodyError(Exception):
 
 
 def _gunzip(data: bytes, limit: int) -> bytes:
-    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        out = decompressor.decompress(data, limit + 1)
-    except zlib.error as exc:
-        raise BodyError(400, f"body is not valid gzip ({exc})") from None
-    if len(out) > limit or decompressor.unconsumed_tail:
-        raise BodyError(413, f"decompressed body is larger than the limit of {limit} bytes")
-    return out
+    """Every member of a gzip body (RFC 1952 allows several, concatenated), at most `limit` bytes."""
+    parts: list[bytes] = []
+    size = 0
+    while data:
+        decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out = decompressor.decompress(data, limit + 1 - size)
+        except zlib.error as exc:
+            raise BodyError(400, f"body is not valid gzip ({exc})") from None
+        size += len(out)
+        if size > limit or decompressor.unconsumed_tail:
+            raise BodyError(413, f"decompressed body is larger than the limit of {limit} bytes")
+        if not decompressor.eof:
+            raise BodyError(400, "body is not valid gzip (truncated member)")
+        parts.append(out)
+        data = decompressor.unused_data
+        if data.strip(b"\x00") == b"":  # trailing zero padding after the last member is allowed
+            break
+    return b"".join(parts)
 
 
 def read_json_body(request) -> object:
@@ -50,5 +62,20 @@ def read_json_body(request) -> object:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise BodyError(400, f"malformed JSON: {exc}") from None
+        return _loads_lenient(data, exc)
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _loads_lenient(data: bytes, first_error: Exception) -> object:
+    """Parse what orjson refuses but is still JSON (an escaped lone surrogate such as "\\ud800"),
+    so that validation rejects that one item and keeps the others; BodyError when it is not JSON."""
+    try:
+        return json.loads(data, parse_constant=_reject_constant)
+    except RecursionError:
+        raise BodyError(400, "malformed JSON: nested too deep to read") from None
+    except (ValueError, UnicodeDecodeError):
+        raise BodyError(400, f"malformed JSON: {first_error}") from None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
@@ -63,6 +64,12 @@ class ApiKey(models.Model):
     name = models.CharField(max_length=100, default="default")
     # what a request authenticated by this key may do (funnel_site.events.roles)
     role = models.CharField(max_length=16, choices=Membership.Role.choices, default=Membership.Role.ADMIN)
+    # requests this key may make, e.g. "600/min" (blank: settings.FUNNEL_THROTTLE_RATES["api_key"])
+    rate_limit = models.CharField(
+        max_length=32, blank=True, default="",
+        validators=[RegexValidator(r"^[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)$",
+                                   "write a rate like 600/min, 10/s, 5000/hour or 100000/day")],
+    )
     prefix = models.CharField(max_length=16, unique=True)
     key_hash = models.CharField(max_length=64)
     created_at = models.DateTimeField(default=timezone.now)

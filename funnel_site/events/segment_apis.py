@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from funnel_site.events.apis import INGEST_RESULT, ingest_response, parse_batch
-from funnel_site.events.auth import HasWorkspace, SegmentBasicAuthentication, request_workspace
+from funnel_site.events.auth import HasWorkspace, SegmentBasicAuthentication, WorkspaceRole, request_workspace
 from funnel_site.events.body import BodyError, read_json_body
 from funnel_site.events.loaders.segment import segment_message_to_item
 from funnel_site.events.services import events_ingest
@@ -46,7 +46,7 @@ def _segment_response(result):
 
 class SegmentBaseApi(APIView):
     authentication_classes = [SegmentBasicAuthentication]
-    permission_classes = [HasWorkspace]
+    permission_classes = [HasWorkspace, WorkspaceRole]  # sending events needs an editor key
     segment_type: str | None = None
 
     @extend_schema(
@@ -56,15 +56,10 @@ class SegmentBaseApi(APIView):
     )
     def post(self, request):
         if self.segment_type is None:
-            items = parse_batch(request)
+            # /v1/batch: {"batch": [...]} as Segment SDKs send it, or a bare list
+            items = parse_batch(request, unwrap_batch=True)
             if isinstance(items, Response):
                 return items
-            # /v1/batch: {"batch": [...]} as Segment SDKs send it, or a bare list
-            if len(items) == 1 and isinstance(items[0], dict) and "batch" in items[0]:
-                batch = items[0]["batch"]
-                if not isinstance(batch, list):
-                    return Response({"error": "batch must be a list of messages"}, status=400)
-                items = batch
             messages = _to_items(items, forced_type=None)
         else:
             try:

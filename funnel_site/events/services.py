@@ -59,11 +59,14 @@ def _hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def api_key_create(*, workspace: Workspace, name: str = "default") -> tuple[ApiKey, str]:
-    """Create an API key; the clear key is returned once and only its hash is stored."""
+def api_key_create(*, workspace: Workspace, name: str = "default", role: str = "admin") -> tuple[ApiKey, str]:
+    """Create an API key with a role (viewer, editor, admin); the clear key is returned once and only
+    its hash is stored."""
+    if role not in dict(ApiKey._meta.get_field("role").choices):
+        raise WorkspaceError(f"role {role!r} is not one of viewer, editor, admin")
     prefix = secrets.token_hex(4)
     key = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
-    api_key = ApiKey.objects.create(workspace=workspace, name=name, prefix=prefix, key_hash=_hash_key(key))
+    api_key = ApiKey.objects.create(workspace=workspace, name=name, prefix=prefix, key_hash=_hash_key(key), role=role)
     return api_key, key
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +18,15 @@ import orjson
 MAX_NAME = 200
 MAX_ID = 255
 MAX_CHANNEL = 100
+# What PostgreSQL (text, jsonb) and the JSON encoder accept, checked per item so that one bad item
+# is rejected with its reason instead of aborting its batch: no NUL character anywhere (text and
+# jsonb refuse \u0000), no lone surrogate (not UTF-8), `properties`/`traits` at most MAX_DEPTH
+# levels deep (orjson stops at 255; deep values are no use to funnels or models) and MAX_JSON_BYTES
+# encoded.
+MAX_DEPTH = 32
+MAX_JSON_BYTES = 64 * 1024
+# \u0000 in orjson's output, not preceded by an escaped backslash (the text `\\u0000` is harmless)
+_ENCODED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 _MS_THRESHOLD = 100_000_000_000  # numbers above this are unix milliseconds (year 5138 in seconds)
 
@@ -101,7 +111,55 @@ def _text(item: dict, name: str, *, required: bool, limit: int) -> str:
         raise ItemError(name, "is required")
     if len(text) > limit:
         raise ItemError(name, f"is longer than {limit} characters")
+    _check_characters(text, name)
     return text
+
+
+def _check_characters(text: str, name: str) -> None:
+    """ItemError when `text` holds a character PostgreSQL's text type refuses."""
+    if "\x00" in text:
+        raise ItemError(name, f"contains a NUL character (\\u0000) at position {text.index(chr(0))}")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ItemError(name, f"contains a lone surrogate (\\u{ord(text[exc.start]):04x}) at position "
+                                  f"{exc.start}: not valid Unicode text") from None
+
+
+def _depth(value: object) -> int:
+    """Nesting depth of a JSON value (a scalar is 0, {} or [] is 1), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, level)
+        if level > MAX_DEPTH:
+            return level
+        stack.extend((child, level + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
+
+
+def check_json_object(value: dict, name: str) -> dict:
+    """`value` if PostgreSQL's jsonb and the encoder take it: ItemError naming `name` otherwise."""
+    try:
+        encoded = orjson.dumps(value)
+    except orjson.JSONEncodeError as exc:
+        if "surrogates" in str(exc):
+            raise ItemError(name, "contains a lone surrogate: not valid Unicode text") from None
+        if "ecursion" in str(exc):
+            raise ItemError(name, f"is nested more than {MAX_DEPTH} levels deep") from None
+        raise ItemError(name, f"cannot be stored as JSON ({exc})") from None
+    if len(encoded) > MAX_JSON_BYTES:
+        raise ItemError(name, f"is {len(encoded)} bytes as JSON, over the limit of {MAX_JSON_BYTES}")
+    if b"\\u0000" in encoded and _ENCODED_NUL.search(encoded):
+        raise ItemError(name, "contains a NUL character (\\u0000) in a key or a value")
+    # every level opens a bracket: few brackets cannot be deep (strings may hold brackets too)
+    if encoded.count(b"{") + encoded.count(b"[") > MAX_DEPTH and _depth(value) > MAX_DEPTH:
+        raise ItemError(name, f"is nested more than {MAX_DEPTH} levels deep")
+    return value
 
 
 def _properties(raw: object, name: str = "properties") -> dict:
@@ -114,7 +172,7 @@ def _properties(raw: object, name: str = "properties") -> dict:
             raise ItemError(name, f"is not valid JSON ({exc})") from None
     if not isinstance(raw, dict):
         raise ItemError(name, f"must be a JSON object, got {type(raw).__name__}")
-    return raw
+    return check_json_object(raw, name)
 
 
 def _value(raw: object) -> float | None:
@@ -149,7 +207,7 @@ def _fast_text(raw: object, limit: int) -> str | None:
     """
     if raw.__class__ is str:
         text = raw.strip()
-        if text and len(text) <= limit:
+        if text and len(text) <= limit and text.isascii() and "\x00" not in text:
             return text
     return None
 
@@ -178,6 +236,15 @@ def _fast_timestamp(raw: object, *, latest: datetime) -> datetime | None:
     return None
 
 
+def _json_ok(value: dict) -> bool:
+    """True when `check_json_object` accepts `value` (the caller words the error otherwise)."""
+    try:
+        check_json_object(value, "properties")
+    except ItemError:
+        return False
+    return True
+
+
 def validate_record(record: tuple, *, now: datetime, max_future: timedelta) -> ValidEvent:
     """Validate a canonical CSV record (``loaders.canonical_csv.CanonicalRecord``) as `validate_item`
     validates the same row as an item dict: same event, same errors.
@@ -194,6 +261,9 @@ def validate_record(record: tuple, *, now: datetime, max_future: timedelta) -> V
         and raw_ts is not None
         and len(campaign) <= MAX_NAME and len(channel) <= MAX_CHANNEL
         and len(message_id) <= MAX_ID and len(email) <= 254
+        and "\x00" not in contact_id and "\x00" not in name and "\x00" not in campaign
+        and "\x00" not in channel and "\x00" not in message_id and "\x00" not in email
+        and (not properties or _json_ok(properties)) and (not traits or _json_ok(traits))
     ):
         # unix seconds as text take the int path (milliseconds, with more digits, validate_item's)
         seconds = raw_ts.isdigit() and len(raw_ts) <= 11
@@ -250,7 +320,7 @@ def validate_item(item: object, *, now: datetime, max_future: timedelta) -> Vali
     else:
         value = _value(raw)
     raw = get("properties")
-    properties = raw if raw.__class__ is dict else _properties(raw)
+    properties = raw if raw.__class__ is dict and not raw else _properties(raw)
     raw = get("message_id")
     message_id = (
         "" if raw is None else _fast_text(raw, MAX_ID) or _text(item, "message_id", required=False, limit=MAX_ID)

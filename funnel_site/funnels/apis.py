@@ -10,6 +10,7 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -25,27 +26,16 @@ from funnel_site.funnels.selectors import (
     saved_funnel_get,
     saved_funnel_list,
 )
+from funnel_site.funnels.serializers import (
+    FunnelQuerySerializer,
+    MomentField,
+    SavedFunnelWriteSerializer,
+    funnel_query_check,
+)
 from funnel_site.funnels.services import saved_funnel_create, saved_funnel_delete, saved_funnel_update
 from funnel_site.funnels.spec import FunnelSpec, funnel_spec_parse, parse_moment
 
 MAX_PAGE = 1000
-
-
-class FunnelQuerySerializer(serializers.Serializer):
-    """A funnel query (documentation; parsed by `funnel_site.funnels.spec`)."""
-
-    steps = serializers.ListField(child=serializers.JSONField(), help_text="2-20 event names, 'stage:NAME' or objects")
-    window = serializers.CharField(required=False, help_text="90s, 30m, 1h, 14d, 2w (default 14d, max 90d)")
-    order = serializers.ChoiceField(["sequential", "strict", "any"], required=False)
-    count = serializers.ChoiceField(["unique", "totals"], required=False)
-    exclude = serializers.ListField(child=serializers.JSONField(), required=False, help_text="'EVENT:a-b'")
-    breakdown = serializers.CharField(required=False, help_text="campaign, channel, stage, event, property:KEY, contact:KEY")
-    attribution = serializers.ChoiceField(["first_touch", "last_touch"], required=False)
-    hold_constant = serializers.CharField(required=False)
-    since = serializers.CharField(required=False)
-    until = serializers.CharField(required=False)
-    trend_interval = serializers.ChoiceField(["day", "week"], required=False)
-    histogram_bins = serializers.IntegerField(required=False)
 
 
 FUNNEL_RESULT = inline_serializer(
@@ -60,12 +50,14 @@ FUNNEL_RESULT = inline_serializer(
         "cached": serializers.BooleanField(),
     },
 )
-ERROR = inline_serializer("FunnelError", {"error": serializers.CharField(), "field": serializers.CharField()})
+ERROR = inline_serializer("FunnelError", {"error": serializers.CharField(),
+                                         "field": serializers.CharField(allow_null=True)})
 PAGE_PARAMETERS = [
-    OpenApiParameter("step", int, description="1-based step", required=True),
+    OpenApiParameter("step", {"type": "integer", "minimum": 1, "maximum": 20}, description="1-based step",
+                     required=True),
     OpenApiParameter("status", str, enum=list(CONTACT_STATUSES), description="converted (reached the step) or dropped"),
-    OpenApiParameter("limit", int),
-    OpenApiParameter("offset", int),
+    OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 100}),
+    OpenApiParameter("offset", {"type": "integer", "minimum": 0, "maximum": 2**62, "default": 0}),
 ]
 
 
@@ -123,10 +115,12 @@ def contacts_response(request, spec: FunnelSpec) -> Response:
 class FunnelQueryApi(APIView):
     """POST a funnel query, get its result (cached until a new event arrives; `?refresh=1` recomputes)."""
 
+    write_role = "viewer"  # a POST that only reads
+
     @extend_schema(request=FunnelQuerySerializer, responses={200: FUNNEL_RESULT, 400: ERROR, 503: ERROR})
     def post(self, request):
         try:
-            spec = funnel_spec_parse(request.data)
+            spec = funnel_spec_parse(funnel_query_check(request.data))
         except FunnelDefinitionError as exc:
             return bad_request(exc)
         run = run_or_error(request, spec)
@@ -136,10 +130,13 @@ class FunnelQueryApi(APIView):
 class FunnelQueryContactsApi(APIView):
     """POST a funnel query, get a page of the contacts that converted at / dropped off before a step."""
 
-    @extend_schema(request=FunnelQuerySerializer, parameters=PAGE_PARAMETERS, responses={200: dict, 400: ERROR})
+    write_role = "viewer"  # a POST that only reads
+
+    @extend_schema(request=FunnelQuerySerializer, parameters=PAGE_PARAMETERS,
+                   responses={200: dict, 400: ERROR, 503: ERROR})
     def post(self, request):
         try:
-            spec = funnel_spec_parse(request.data)
+            spec = funnel_spec_parse(funnel_query_check(request.data))
         except FunnelDefinitionError as exc:
             return bad_request(exc)
         return contacts_response(request, spec)
@@ -151,26 +148,26 @@ class SavedFunnelSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "description", "definition", "created_at", "updated_at"]
 
 
-SAVE_REQUEST = inline_serializer(
-    "SavedFunnelWrite",
-    {"name": serializers.CharField(), "description": serializers.CharField(required=False),
-     "definition": FunnelQuerySerializer()},
-)
+SAVE_REQUEST = SavedFunnelWriteSerializer
 
 
-def _body(request) -> dict[str, Any]:
+def _body(request, *, partial: bool = False) -> dict[str, Any]:
+    """The body, its structure checked by SavedFunnelWriteSerializer (400 naming the field)."""
     if not isinstance(request.data, dict):
         raise FunnelDefinitionError(field="body", reason="send a JSON object {name, description, definition}")
+    SavedFunnelWriteSerializer(data=request.data, partial=partial).is_valid(raise_exception=True)
     return request.data
 
 
-class SavedFunnelListApi(APIView):
-    """GET the workspace's saved funnels; POST `{name, description, definition}` to save one."""
+class SavedFunnelListApi(GenericAPIView):
+    """GET the workspace's saved funnels (paginated); POST `{name, description, definition}` to save one."""
+
+    serializer_class = SavedFunnelSerializer
 
     @extend_schema(responses=SavedFunnelSerializer(many=True))
     def get(self, request):
-        funnels = saved_funnel_list(workspace=request_workspace(request))
-        return Response(SavedFunnelSerializer(funnels, many=True).data)
+        page = self.paginate_queryset(saved_funnel_list(workspace=request_workspace(request)))
+        return self.get_paginated_response(SavedFunnelSerializer(page, many=True).data)
 
     @extend_schema(request=SAVE_REQUEST, responses={201: SavedFunnelSerializer, 400: ERROR})
     def post(self, request):
@@ -192,11 +189,11 @@ class SavedFunnelDetailApi(APIView):
     def get(self, request, pk: int):
         return Response(SavedFunnelSerializer(saved_funnel_get(workspace=request_workspace(request), funnel_id=pk)).data)
 
-    @extend_schema(request=SAVE_REQUEST, responses={200: SavedFunnelSerializer, 400: ERROR, 404: None})
+    @extend_schema(request=SAVE_REQUEST, responses={200: SavedFunnelSerializer, 400: ERROR, 404: ERROR})
     def put(self, request, pk: int):
         funnel = saved_funnel_get(workspace=request_workspace(request), funnel_id=pk)
         try:
-            body = _body(request)
+            body = _body(request, partial=request.method == "PATCH")
             funnel = saved_funnel_update(
                 funnel=funnel, name=body.get("name"), definition=body.get("definition"),
                 description=body.get("description"),
@@ -238,14 +235,13 @@ class SavedFunnelContactsApi(APIView):
 class MarketingFunnelApi(APIView):
     """GET the five-stage marketing funnel of a period, overall, per campaign and per channel."""
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("since", str, description="ISO-8601 (default: 30 days before `until`)"),
-            OpenApiParameter("until", str, description="ISO-8601, exclusive (default: just after the newest event)"),
-        ],
-        responses={200: dict, 400: ERROR},
-    )
+    class Query(serializers.Serializer):
+        since = MomentField(required=False, help_text="default: 30 days before `until`")
+        until = MomentField(required=False, help_text="exclusive (default: just after the newest event)")
+
+    @extend_schema(parameters=[Query], responses={200: dict, 400: ERROR})
     def get(self, request):
+        self.Query(data=request.query_params).is_valid(raise_exception=True)
         try:
             since = parse_moment(request.query_params.get("since"), "since")
             until = parse_moment(request.query_params.get("until"), "until")

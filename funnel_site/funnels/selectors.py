@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.core.cache import cache
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from funnel_site.events.columns import workspace_columns
@@ -126,5 +127,7 @@ def saved_funnel_list(*, workspace: Workspace):
 
 
 def saved_funnel_get(*, workspace: Workspace, funnel_id: int) -> SavedFunnel:
-    """A saved funnel of this workspace (404 for another workspace's id)."""
+    """A saved funnel of this workspace (404 for another workspace's id, or one past bigint)."""
+    if not 0 < int(funnel_id) < 2**63:
+        raise Http404(f"saved funnel {funnel_id} does not exist")
     return get_object_or_404(SavedFunnel, workspace=workspace, id=funnel_id)

@@ -13,6 +13,10 @@ Environment variables (every one optional):
   FUNNEL_COLUMN_LOAD_TIMEOUT_SECONDS (a process's first load of a workspace's events, default 600)
   PREDICTION_TRAIN_TIME_LIMIT (s, default 3600), PREDICTION_AUTO_ACTIVATE (default false: activate a new
   model only when none is active, or explicitly), PREDICTION_SCORE_SHARD_SIZE (contacts, default 50000)
+  Production (README "Production"): FUNNEL_TLS, HSTS_SECONDS, HSTS_INCLUDE_SUBDOMAINS, HSTS_PRELOAD,
+  SECURE_SSL_REDIRECT, FUNNEL_PROXY_SSL_HEADER, USE_X_FORWARDED_HOST, FUNNEL_NUM_PROXIES, CACHE_URL,
+  FUNNEL_FAILED_KEY_RATE (20/min), FUNNEL_API_KEY_RATE (3000/min), FUNNEL_REQUIRED_QUEUES,
+  FUNNEL_RUNNER_STALE_SECONDS (60), PREDICTION_MAX_ATTEMPTS (3), PREDICTION_TRAINING_QUEUE
 """
 
 from __future__ import annotations
@@ -38,10 +42,28 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(os.environ.get("FUNNEL_VAR_DIR", BASE_DIR / "var")).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-insecure-key-change-me-in-production")
+# The fallback key and a wildcard host are for development: with DEBUG off the web server refuses
+# to start on them (funnel_site/security.py, called by wsgi.py); commands still run.
+INSECURE_SECRET_KEY = "dev-only-insecure-key-change-me-in-production"
+SECRET_KEY = os.environ.get("SECRET_KEY", INSECURE_SECRET_KEY)
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "*").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+# Production behind TLS (README "Production"): FUNNEL_TLS=1 makes cookies Secure, redirects http to
+# https and sends HSTS (HSTS_SECONDS, default a year); FUNNEL_PROXY_SSL_HEADER=1 trusts the proxy's
+# X-Forwarded-Proto (only behind a proxy that sets it); USE_X_FORWARDED_HOST likewise.
+FUNNEL_TLS = env_bool("FUNNEL_TLS", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = FUNNEL_TLS
+SECURE_SSL_REDIRECT = FUNNEL_TLS and env_bool("SECURE_SSL_REDIRECT", True)
+SECURE_HSTS_SECONDS = int(os.environ.get("HSTS_SECONDS", "31536000")) if FUNNEL_TLS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = FUNNEL_TLS and env_bool("HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = FUNNEL_TLS and env_bool("HSTS_PRELOAD", True)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # probes from inside the network speak http
+if env_bool("FUNNEL_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+USE_X_FORWARDED_HOST = env_bool("USE_X_FORWARDED_HOST", False)
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -151,9 +173,15 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "funnel_site.events.pagination.BoundedLimitOffsetPagination",
+    # JSON bodies only: one parser, so the schema documents exactly what is parsed
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",  # APIClient posts JSON, the one format parsed
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "funnel_site.events.apis.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["funnel_site.events.throttling.ApiKeyRateThrottle"],
+    # proxies in front of the server that append to X-Forwarded-For (0: use REMOTE_ADDR)
+    "NUM_PROXIES": int(os.environ.get("FUNNEL_NUM_PROXIES", "0")),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Funnel plugin API",
@@ -166,10 +194,17 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # one name per choice set, so fields of the same name in several apps cannot collide
     "ENUM_NAME_OVERRIDES": {
+        "TargetEnum": "predictions.models.Target",
+        "ArchEnum": "predictions.models.Arch",
         "SyncModeEnum": "integrations.models.SyncMode",
         "WebhookSourceEnum": "integrations.models.WebhookSourceKind",
     },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "funnel_site.events.schema.document_errors",  # 401/403/404/429... with the one error body
+    ],
 }
 
 # Celery: one app, queues per concern (see funnel_site/queues.py).
@@ -214,12 +249,41 @@ FUNNEL_QUERY_TIMEOUT_SECONDS = float(os.environ.get("FUNNEL_QUERY_TIMEOUT_SECOND
 FUNNEL_CACHE_SECONDS = int(os.environ.get("FUNNEL_CACHE_SECONDS", "600"))
 FUNNEL_COLUMN_LOAD_TIMEOUT_SECONDS = float(os.environ.get("FUNNEL_COLUMN_LOAD_TIMEOUT_SECONDS", "600"))
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "funnel-plugin"}}
+# "shared": one cache for every process (API throttling, worker heartbeats): Redis when CACHE_URL
+# or a redis broker is configured, else files under VAR_DIR (the embedded default, one machine).
+CACHE_URL = os.environ.get("CACHE_URL") or (CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis://") else "")
+if CACHE_URL:
+    CACHES["shared"] = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL, "KEY_PREFIX": "funnel",
+        # a probe must answer fast when Redis is down
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }
+else:
+    # culling at the default 300 entries would drop worker heartbeats among many throttle keys
+    CACHES["shared"] = {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                        "LOCATION": str(VAR_DIR / "cache"), "KEY_PREFIX": "funnel",
+                        "OPTIONS": {"MAX_ENTRIES": 100_000}}
+# API throttling (funnel_site/events/throttling.py): failed key attempts per client address (every
+# request from it is refused with 429 once over), and requests per API key (ApiKey.rate_limit
+# overrides the default per key). Rates are N/s, N/min, N/hour or N/day.
+FUNNEL_THROTTLE_RATES = {
+    "failed_key": os.environ.get("FUNNEL_FAILED_KEY_RATE", "20/min"),
+    "api_key": os.environ.get("FUNNEL_API_KEY_RATE", "3000/min"),
+}
 
 # Predictions: training jobs (predictions/training.py) and scoring.
 PREDICTION_TRAIN_TIME_LIMIT = int(os.environ.get("PREDICTION_TRAIN_TIME_LIMIT", "3600"))
 PREDICTION_AUTO_ACTIVATE = env_bool("PREDICTION_AUTO_ACTIVATE", False)
 PREDICTION_HEARTBEAT_SECONDS = 5
 PREDICTION_STALE_SECONDS = 600  # no heartbeat for this long: the training is failed by the reaper
+# Stranded work (funnel_site/recovery.py): a running job whose row heartbeat is older than this is
+# handed back to the queue, at most PREDICTION_MAX_ATTEMPTS times for a training, then failed.
+FUNNEL_RUNNER_STALE_SECONDS = int(os.environ.get("FUNNEL_RUNNER_STALE_SECONDS", "60"))
+PREDICTION_MAX_ATTEMPTS = int(os.environ.get("PREDICTION_MAX_ATTEMPTS", "3"))
+# the queue trainings are sent to (default: the `training` route of funnel_site/queues.py)
+PREDICTION_TRAINING_QUEUE = os.environ.get("PREDICTION_TRAINING_QUEUE") or None
+# /readyz: the queues that need a live worker (comma separated; empty checks none)
+FUNNEL_REQUIRED_QUEUES = [q for q in os.environ.get("FUNNEL_REQUIRED_QUEUES", "ingest,training,scoring,sync").split(",") if q]
 PREDICTION_SCORE_SHARD_SIZE = int(os.environ.get("PREDICTION_SCORE_SHARD_SIZE", "50000"))
 PREDICTION_EXPLAIN_WAIT_SECONDS = 30  # an API request waits this long for a worker's explanation
 PREDICTION_TRAIN_DEFAULTS: dict = {}  # TrainConfig fields overriding its defaults (tests: tiny sizes)

@@ -9,3 +9,7 @@ os.environ.setdefault("FUNNEL_VAR_DIR", str(Path(__file__).resolve().parents[2] 
 from funnel_site.settings.base import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast user creation in tests
+
+# Tests call the API thousands of times from one address and key: throttling is tested with its
+# own rates (tests/test_production.py), not in every test.
+FUNNEL_THROTTLE_RATES = {"failed_key": "100000/min", "api_key": "1000000/min"}

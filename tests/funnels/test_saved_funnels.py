@@ -31,7 +31,7 @@ def saved(api):
 def test_create_stores_the_canonical_definition(api, saved):
     assert saved["definition"]["window_seconds"] == 86400
     assert saved["definition"]["steps"][1]["properties"][0] == {"key": "plan", "operator": "eq", "value": "pro"}
-    assert [f["name"] for f in api.get("/api/v1/funnels").json()] == ["Pro buyers"]
+    assert [f["name"] for f in api.get("/api/v1/funnels").json()["results"]] == ["Pro buyers"]
     assert api.get(f"/api/v1/funnels/{saved['id']}").json()["name"] == "Pro buyers"
 
 
@@ -60,9 +60,9 @@ def test_update_and_delete(api, saved):
     ("body", "field"),
     [
         ({"name": "", "definition": DEFINITION}, "name"),
-        ({"name": "x", "definition": {"steps": ["pv"]}}, "steps"),
+        ({"name": "x", "definition": {"steps": ["pv"]}}, "definition.steps"),
         ({"name": "x", "definition": {"steps": ["pv", "buy"], "window": "1y"}}, "window"),
-        ({"name": "x"}, "body"),
+        ({"name": "x"}, "definition"),
         ({"name": "Pro buyers", "definition": DEFINITION}, "name"),
     ],
 )
@@ -73,7 +73,7 @@ def test_invalid_saved_funnel_is_a_400_naming_the_field(api, saved, body, field)
 
 def test_another_workspace_cannot_read_change_or_delete_it(api, saved, other_api):
     url = f"/api/v1/funnels/{saved['id']}"
-    assert other_api.get("/api/v1/funnels").json() == []
+    assert other_api.get("/api/v1/funnels").json()["results"] == []
     for resp in (other_api.get(url), other_api.get(f"{url}/results"), other_api.get(f"{url}/contacts?step=1"),
                  other_api.put(url, json.dumps({"name": "mine"}), content_type="application/json"),
                  other_api.delete(url)):

@@ -18,8 +18,9 @@ def test_urlconf_and_api_views_do_not_import_tensorflow():
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in {'tensorflow', 'keras', 'shap'})\n"
         "print(heavy[:5]); sys.exit(1 if heavy else 0)\n"
     )
+    # a web process's environment (wsgi.py refuses the development key and wildcard hosts)
     env = {"DJANGO_SETTINGS_MODULE": "funnel_site.settings.test", "PATH": "/usr/bin:/bin",
-           "PYTHONPATH": str(ROOT)}
+           "PYTHONPATH": str(ROOT), "SECRET_KEY": "s" * 50, "ALLOWED_HOSTS": "localhost"}
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, f"TensorFlow imported by a web module: {done.stdout} {done.stderr[-2000:]}"

@@ -1,17 +1,19 @@
 """A training whose worker is SIGKILLed, on real worker processes of the test's own.
 
-Two ways a worker dies, two recoveries the product relies on:
+Two ways a worker dies, and how the product recovers by itself:
 
 - the prefork pool process running the training is killed: the worker's main process sees it lost,
   the message (`acks_late`, `reject_on_worker_lost`) goes back to the queue, and a fresh pool process
   takes the dead run over (`_claim`: the runner's process is gone) and trains it to the end;
 - the whole worker (main and pool process) is killed: nothing gives the message back in time (the
   filesystem broker has already removed it; Redis restores unacknowledged messages only after its
-  visibility timeout, an hour), so the reaper fails the silent run with the reason; a late delivery of
-  it is a no-op, and a fresh worker trains the target again.
+  visibility timeout, an hour), so stranded-work recovery (funnel_site/recovery.py) queues the row
+  again: at once when a worker starts on that host, or at the next 30 s beat of a live worker. A late
+  delivery of the old message is then a duplicate and changes nothing.
 
-The workers consume a queue private to this test (the training task routed to it): the session
-worker of other tests consumes `training` and must not take these jobs.
+The workers consume a queue private to this test (trainings, including the ones recovery sends
+again, are routed to it by PREDICTION_TRAINING_QUEUE): the session worker of other tests consumes
+`training` and must not take these jobs.
 """
 
 from __future__ import annotations
@@ -23,17 +25,20 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from django.utils import timezone
 
+from funnel_site.recovery import stranded_work_recover
 from predictions import services
 from predictions.frames import workspace_frame
 from predictions.models import ContactScore, ModelVersion
 from predictions.scoring import eligibles
 from predictions.services import model_version_queue
-from predictions.tasks import reap_stale_trainings, train_model_version
+from predictions.tasks import train_model_version
 from tests.conftest import ROOT, subprocess_env
 from tests.predictions.conftest import TINY, ingest_synthetic, wait_for
 
@@ -42,7 +47,8 @@ pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transa
 # Runs for 12 s whatever the machine (epochs without end, stopped by the time limit), so there is a
 # run to kill, and a takeover that still ends soon.
 SLOW = {**TINY, "epochs": 1000, "patience": 1000, "batch_size": 16, "time_limit_seconds": 12}
-STALE_SECONDS = 6  # the reaper's threshold here: above the 5 s heartbeat interval
+# the whole-worker kills start another worker beside the training: more time to catch it running
+LONGER = {**SLOW, "time_limit_seconds": 30}
 FINISHED = set(ModelVersion.FINISHED)
 
 
@@ -50,15 +56,18 @@ class Worker:
     """`celery worker` with one prefork pool process, in a process group of its own (so it can be
     killed whole without killing pytest)."""
 
-    def __init__(self, queues: str, log: Path) -> None:
+    def __init__(self, queues: str, log: Path, *, training_queue: str = "", beat: bool = False) -> None:
         env = subprocess_env()
         env.update(TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1", OMP_NUM_THREADS="1")
+        if training_queue:
+            env["PREDICTION_TRAINING_QUEUE"] = training_queue
         self.log = log
         with open(log, "w") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "funnel_site", "worker", "-Q", queues, "--pool", "prefork",
                  "--concurrency", "1", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
-                 "--without-heartbeat", "-n", f"{log.stem}-{os.getpid()}@%h"],
+                 "--without-heartbeat", "-n", f"{log.stem}-{os.getpid()}@%h",
+                 *(["-B", "-s", str(log.with_suffix(".beat"))] if beat else [])],
                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )
 
@@ -129,11 +138,17 @@ def private_queue(monkeypatch):
 
 
 @pytest.fixture
+def no_send():
+    with mock.patch("predictions.services._send_training") as send:
+        yield send
+
+
+@pytest.fixture
 def workers(tmp_path):
     started: list[Worker] = []
 
-    def start(queues: str, name: str) -> Worker:
-        started.append(Worker(queues, tmp_path / f"{name}.log"))
+    def start(queues: str, name: str, **options) -> Worker:
+        started.append(Worker(queues, tmp_path / f"{name}.log", **options))
         return started[-1]
 
     yield start
@@ -196,58 +211,94 @@ def test_killed_pool_process_the_message_comes_back_and_the_run_is_taken_over(
     assert_scored_once(version, worker)
 
 
-def test_killed_worker_the_run_is_reaped_then_a_fresh_worker_trains_again(
-    workspace_with_key, private_queue, workers, clean_artifacts, settings
-):
-    workspace = workspace_with_key[0]
-    ingest_synthetic(workspace)
-    first_worker = workers(private_queue, "first")
-    version = model_version_queue(workspace=workspace, target="purchase", overrides=SLOW)
-    running_with_heartbeat(version, first_worker)
+def _kill_whole_worker(worker: Worker, version: ModelVersion) -> float:
+    """SIGKILL the worker running `version` (main and pool process); the moment of the kill."""
     pid = int(version.runner.rpartition(":")[2])
-    assert pid in first_worker.children()
-
-    settings.PREDICTION_STALE_SECONDS = STALE_SECONDS
-    assert reap_stale_trainings.apply().get() == 0, "a run with a fresh heartbeat is left alone"
-
-    first_worker.kill()
-    deadline = time.monotonic() + 10
+    assert pid in worker.children()
+    worker.kill()
+    killed_at = time.monotonic()
+    deadline = killed_at + 10
     while not process_gone(pid):
         assert time.monotonic() < deadline, "the pool process survived its worker's SIGKILL"
         time.sleep(0.1)
     version.refresh_from_db()
-    last_beat = version.heartbeat_at
-    assert version.status == "running"
+    assert version.status == "running", "nothing else has touched the row yet"
+    return killed_at
 
-    # silent from now on: once the last heartbeat is older than the threshold, the reaper fails it
-    while (timezone.now() - last_beat).total_seconds() <= STALE_SECONDS + 0.5:
-        time.sleep(0.25)
-    version.refresh_from_db()
-    assert version.heartbeat_at == last_beat and version.status == "running"
-    assert reap_stale_trainings.apply().get() == 1
-    version.refresh_from_db()
-    assert version.status == "failed" and version.finished_at is not None
-    assert version.failure_reason == (
-        f"no heartbeat from the worker for over {STALE_SECONDS}s: it was stopped or killed"
-    )
-    assert not version.artifact_path and not (clean_artifacts / str(version.pk) / "manifest.json").exists()
-    assert reap_stale_trainings.apply().get() == 0
 
-    # a fresh worker: the dead run's message, should it come back, changes nothing
-    fresh = workers(f"{private_queue},scoring", "fresh")
+def _recovered_and_trained(version: ModelVersion, worker: Worker, killed_at: float, clean_artifacts: Path) -> dict:
+    """Wait for the stranded run to be queued again and trained to the end; the times it took."""
+    first_runner = version.runner
+    seen: list[str] = []
+    deadline = time.monotonic() + 120
+    while True:  # recovery: the row leaves the dead runner (queued again, or already taken)
+        version.refresh_from_db()
+        if version.runner != first_runner or version.status != "running":
+            break
+        assert time.monotonic() < deadline, f"still stranded 120 s after the kill:\n{worker.tail()}"
+        time.sleep(0.2)
+    recovered = time.monotonic() - killed_at
+    wait_for(version, FINISHED, timeout=150, seen=seen)
+    trained = time.monotonic() - killed_at
+    assert version.status == "succeeded", (version.failure_reason, worker.tail())
+    assert version.attempts == 2 and version.runner != first_runner
+    assert version.progress["phase"] == "done"
+    assert version.is_active and sorted(p.name for p in clean_artifacts.iterdir()) == [str(version.pk)]
+    print(f"stranded training recovered {recovered:.1f}s after the SIGKILL, trained {trained:.1f}s after it")
+    return {"recovered": recovered, "trained": trained}
+
+
+def test_killed_worker_a_fresh_worker_recovers_the_run_when_it_starts(
+    workspace_with_key, private_queue, workers, clean_artifacts
+):
+    workspace = workspace_with_key[0]
+    ingest_synthetic(workspace)
+    first_worker = workers(private_queue, "first", training_queue=private_queue)
+    version = model_version_queue(workspace=workspace, target="purchase", overrides=LONGER)
+    running_with_heartbeat(version, first_worker)
+    assert stranded_work_recover() == {"training": 0}, "a live run is left alone"
+    killed_at = _kill_whole_worker(first_worker, version)
+
+    # the worker comes back (a restart): on start it sees the dead runner and queues the run again
+    fresh = workers(f"{private_queue},scoring", "fresh", training_queue=private_queue)
+    times = _recovered_and_trained(version, fresh, killed_at, clean_artifacts)
+    assert times["recovered"] < 120
+    assert list(ModelVersion.objects.filter(workspace=workspace).values_list("pk", flat=True)) == [version.pk]
+    assert_scored_once(version, fresh)
+
+    # the dead run's message, should it come back (Redis, after its visibility timeout), changes nothing
     assert train_model_version.apply_async(args=[version.pk], queue=private_queue).get(timeout=120) == "skipped"
-    version.refresh_from_db()
-    assert version.status == "failed" and version.attempts == 1
 
-    # the failed run no longer blocks its target: a new training runs to the end on the fresh worker
-    again = model_version_queue(workspace=workspace, target="purchase", overrides=TINY)
-    wait_for(again, FINISHED, timeout=150)
-    assert again.status == "succeeded", (again.failure_reason, fresh.tail())
-    assert again.attempts == 1 and again.is_active
-    rows = dict(ModelVersion.objects.filter(workspace=workspace).values_list("pk", "status"))
-    assert rows == {version.pk: "failed", again.pk: "succeeded"}
-    assert list(ModelVersion.objects.filter(workspace=workspace, is_active=True).values_list("pk", flat=True)) == [
-        again.pk
-    ]
-    assert sorted(p.name for p in clean_artifacts.iterdir()) == [str(again.pk)]
-    assert_scored_once(again, fresh)
+
+def test_killed_worker_a_live_worker_notices_it_on_its_beat(
+    workspace_with_key, private_queue, workers, clean_artifacts
+):
+    workspace = workspace_with_key[0]
+    ingest_synthetic(workspace)
+    # a healthy worker with the beat schedule, up before the other dies and never restarted; what
+    # recovery sends again goes to its own queue (the doomed worker's queue has nobody left)
+    again_queue = f"{private_queue}-again"
+    healthy = workers(f"{again_queue},ingest,scoring", "healthy", training_queue=again_queue, beat=True)
+    deadline = time.monotonic() + 90
+    while " ready." not in healthy.log.read_text(errors="replace"):
+        assert time.monotonic() < deadline and healthy.proc.poll() is None, healthy.tail()
+        time.sleep(0.2)
+    doomed = workers(private_queue, "doomed", training_queue=private_queue)
+    version = model_version_queue(workspace=workspace, target="purchase", overrides=LONGER)
+    running_with_heartbeat(version, doomed)
+    killed_at = _kill_whole_worker(doomed, version)
+    times = _recovered_and_trained(version, healthy, killed_at, clean_artifacts)
+    assert times["recovered"] < 120
+
+
+def test_a_run_tried_too_often_is_failed_not_queued_for_ever(workspace_with_key, settings, no_send):
+    workspace = workspace_with_key[0]
+    version = ModelVersion.objects.create(
+        workspace=workspace, target="purchase", status="running", runner="gone-host:1", attempts=3,
+        heartbeat_at=timezone.now() - timedelta(seconds=settings.FUNNEL_RUNNER_STALE_SECONDS + 5),
+    )
+    assert stranded_work_recover() == {"training": 1}
+    version.refresh_from_db()
+    assert version.status == "failed" and "tried 3 times" in version.failure_reason
+    assert "no worker of host gone-host is alive" in version.failure_reason
+    assert not no_send.called

@@ -61,6 +61,15 @@ def quiet_env(base: dict) -> dict:
     return env
 
 
+def _demo_secret_key() -> str:
+    """A random SECRET_KEY for the demo, made once and kept in VAR_DIR/demo-secret-key (mode 600)."""
+    path = Path(settings.VAR_DIR) / "demo-secret-key"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
 class Command(BaseCommand):
     help = "Set up a demo workspace with generated data and run the web server and a worker."
 
@@ -122,6 +131,11 @@ class Command(BaseCommand):
 
     def _serve(self, options: dict, banner: str) -> None:
         env = quiet_env(os.environ)
+        env.setdefault("DJANGO_SETTINGS_MODULE", "funnel_site.settings")
+        # the server refuses the development fallbacks with DEBUG off: the demo brings its own
+        # key (kept under the var dir, so sessions survive a restart) and its own host names
+        env.setdefault("SECRET_KEY", _demo_secret_key())
+        env.setdefault("ALLOWED_HOSTS", ",".join(dict.fromkeys([options["host"], "127.0.0.1", "localhost"])))
         worker_flags = ["-W", "ignore:You're running the worker with superuser privileges"]  # a demo runs as root
         stop = False
 
@@ -137,13 +151,14 @@ class Command(BaseCommand):
             subprocess.Popen(
                 [sys.executable, *worker_flags, "-m", "celery", "-A", "funnel_site", "--quiet", "worker", "-Q",
                  "ingest,training,scoring,sync", "--concurrency", "2", "--loglevel", "WARNING",
-                 "-n", "demo@%h"],
+                 "-n", "demo@%h",
+                 # the periodic tasks too (funnel_site/schedules.py: stranded-work recovery every 30 s)
+                 "-B", "-s", str(Path(settings.VAR_DIR) / "celerybeat-schedule")],
                 cwd=ROOT, env=env,
             ),
             subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "funnel_site.wsgi", "--bind",
-                 f"{options['host']}:{options['port']}", "--workers", "2", "--timeout", "120",
-                 "--log-level", "warning"],
+                [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "funnel_site.wsgi",
+                 "--bind", f"{options['host']}:{options['port']}", "--workers", "2"],
                 cwd=ROOT, env=env,
             ),
         ]
