@@ -50,6 +50,29 @@ API_ROLES: dict[str, tuple[str, dict[str, str]]] = {
     "api/v1/models/<int:model_id>/cancel": ("/api/v1/models/999999/cancel", {"POST": ADMIN}),
     "api/v1/predictions": ("/api/v1/predictions", {"GET": VIEWER}),
     "api/v1/predictions/<str:contact_id>": ("/api/v1/predictions/nobody", {"GET": VIEWER}),
+    # segments (editors change them; a preview writes nothing, so viewers may run it)
+    "api/v1/segments": ("/api/v1/segments", {"GET": VIEWER, "POST": EDITOR}),
+    "api/v1/segments/preview": ("/api/v1/segments/preview", {"POST": VIEWER}),
+    "api/v1/segments/<int:segment_id>": (
+        "/api/v1/segments/999999", {"GET": VIEWER, "PUT": EDITOR, "PATCH": EDITOR, "DELETE": EDITOR},
+    ),
+    "api/v1/segments/<int:segment_id>/members": ("/api/v1/segments/999999/members", {"GET": VIEWER}),
+    "api/v1/segments/<int:segment_id>/refresh": ("/api/v1/segments/999999/refresh", {"POST": EDITOR}),
+    "api/v1/segments/<int:segment_id>/history": ("/api/v1/segments/999999/history", {"GET": VIEWER}),
+    # integrations (admins manage destinations, syncs and webhook secrets)
+    "api/v1/destinations": ("/api/v1/destinations", {"GET": VIEWER, "POST": ADMIN}),
+    "api/v1/destinations/<int:pk>": ("/api/v1/destinations/999999", {"GET": VIEWER, "DELETE": ADMIN}),
+    "api/v1/destinations/<int:pk>/test": ("/api/v1/destinations/999999/test", {"POST": ADMIN}),
+    "api/v1/syncs": ("/api/v1/syncs", {"GET": VIEWER, "POST": ADMIN}),
+    "api/v1/syncs/<int:pk>": ("/api/v1/syncs/999999", {"GET": VIEWER, "PATCH": ADMIN, "DELETE": ADMIN}),
+    "api/v1/syncs/<int:pk>/run": ("/api/v1/syncs/999999/run", {"POST": ADMIN}),
+    "api/v1/sync-runs": ("/api/v1/sync-runs", {"GET": VIEWER}),
+    "api/v1/sync-runs/<int:pk>": ("/api/v1/sync-runs/999999", {"GET": VIEWER}),
+    "api/v1/sync-runs/<int:pk>/records": ("/api/v1/sync-runs/999999/records", {"GET": VIEWER}),
+    "api/v1/webhook-sources": ("/api/v1/webhook-sources", {"GET": VIEWER, "POST": ADMIN}),
+    "api/v1/webhook-sources/<int:pk>": ("/api/v1/webhook-sources/999999", {"GET": VIEWER, "DELETE": ADMIN}),
+    "api/v1/webhook-deliveries": ("/api/v1/webhook-deliveries", {"GET": VIEWER}),
+    "api/v1/webhook-deliveries/<int:pk>/replay": ("/api/v1/webhook-deliveries/999999/replay", {"POST": ADMIN}),
 }
 
 # Page route (under the workspace `acme`) -> (concrete path, {METHOD: role needed}).
@@ -69,6 +92,41 @@ PAGE_ROLES: dict[str, tuple[str, dict[str, str]]] = {
     "dashboard/<slug:slug>/models/contacts/<str:contact_id>/": (
         "/dashboard/acme/models/contacts/nobody/", {"GET": VIEWER},
     ),
+    # contacts, scores, workspace settings (ui)
+    "dashboard/<slug:slug>/contacts/": ("/dashboard/acme/contacts/", {"GET": VIEWER}),
+    "dashboard/<slug:slug>/contacts/<str:contact_id>/": ("/dashboard/acme/contacts/nobody/", {"GET": VIEWER}),
+    "dashboard/<slug:slug>/scores/<int:model_id>.csv": ("/dashboard/acme/scores/999999.csv", {"GET": VIEWER}),
+    "dashboard/<slug:slug>/settings/": ("/dashboard/acme/settings/", {"GET": VIEWER}),
+    "dashboard/<slug:slug>/settings/stages": ("/dashboard/acme/settings/stages", {"POST": ADMIN}),
+    "dashboard/<slug:slug>/settings/keys": ("/dashboard/acme/settings/keys", {"POST": ADMIN}),
+    "dashboard/<slug:slug>/settings/keys/<int:key_id>/revoke": (
+        "/dashboard/acme/settings/keys/999999/revoke", {"POST": ADMIN},
+    ),
+    "dashboard/<slug:slug>/settings/members": ("/dashboard/acme/settings/members", {"POST": ADMIN}),
+    "dashboard/<slug:slug>/settings/members/<int:member_id>/remove": (
+        "/dashboard/acme/settings/members/999999/remove", {"POST": ADMIN},
+    ),
+    # segments
+    "dashboard/<slug:slug>/segments/": ("/dashboard/acme/segments/", {"GET": VIEWER}),
+    "dashboard/<slug:slug>/segments/new/": ("/dashboard/acme/segments/new/", {"GET": EDITOR, "POST": EDITOR}),
+    "dashboard/<slug:slug>/segments/preview": ("/dashboard/acme/segments/preview", {"POST": VIEWER}),
+    "dashboard/<slug:slug>/segments/<int:segment_id>/": ("/dashboard/acme/segments/999999/", {"GET": VIEWER}),
+    "dashboard/<slug:slug>/segments/<int:segment_id>/refresh": (
+        "/dashboard/acme/segments/999999/refresh", {"POST": EDITOR},
+    ),
+    "dashboard/<slug:slug>/segments/<int:segment_id>/delete": (
+        "/dashboard/acme/segments/999999/delete", {"POST": EDITOR},
+    ),
+    # integrations
+    "dashboard/<slug:slug>/destinations/": ("/dashboard/acme/destinations/", {"GET": VIEWER, "POST": ADMIN}),
+    "dashboard/<slug:slug>/destinations/<int:pk>/test": (
+        "/dashboard/acme/destinations/999999/test", {"POST": ADMIN},
+    ),
+    "dashboard/<slug:slug>/syncs/": ("/dashboard/acme/syncs/", {"GET": VIEWER, "POST": ADMIN}),
+    "dashboard/<slug:slug>/syncs/<int:pk>/run": ("/dashboard/acme/syncs/999999/run", {"POST": ADMIN}),
+    "dashboard/<slug:slug>/syncs/runs/<int:pk>/": ("/dashboard/acme/syncs/runs/999999/", {"GET": VIEWER}),
+    "dashboard/<slug:slug>/webhooks/": ("/dashboard/acme/webhooks/", {"GET": VIEWER, "POST": ADMIN}),
+    "dashboard/<slug:slug>/webhooks/<int:pk>/replay": ("/dashboard/acme/webhooks/999999/replay", {"POST": ADMIN}),
 }
 
 
