@@ -217,6 +217,11 @@ PREDICTION_STALE_SECONDS = 600  # no heartbeat for this long: the training is fa
 PREDICTION_SCORE_SHARD_SIZE = int(os.environ.get("PREDICTION_SCORE_SHARD_SIZE", "50000"))
 PREDICTION_EXPLAIN_WAIT_SECONDS = 30  # an API request waits this long for a worker's explanation
 PREDICTION_TRAIN_DEFAULTS: dict = {}  # TrainConfig fields overriding its defaults (tests: tiny sizes)
+# Real-time scores (predictions/realtime.py): a drain waits this long to gather a burst of events,
+# takes at most this many contacts per task, and explains them when they are at most this many.
+PREDICTION_RESCORE_DELAY_SECONDS = float(os.environ.get("PREDICTION_RESCORE_DELAY_SECONDS", "1.0"))
+PREDICTION_RESCORE_BATCH = 5000
+PREDICTION_REALTIME_EXPLAIN_MAX = 50
 
 LOGGING = build_logging(
     fmt=os.environ.get("LOG_FORMAT", "console"), level=os.environ.get("LOG_LEVEL", "INFO")

@@ -1,0 +1,194 @@
+"""Real-time scores: a contact with new events is rescored within seconds; explanations are stored once.
+
+Ingestion (any path: bulk API, Segment API, file import) sends `events_ingested` on commit. The
+receiver marks the contacts dirty (a RescoreRequest row per contact, so a burst of 1,000 events of one
+contact is one row) and schedules one drain task per workspace (the RescoreDrain row debounces: it
+exists while a drain is pending). The drain takes the dirty contacts, reads only their events, scores
+them with the numpy forward pass (`predictions.serving`, the same outputs as Keras), explains them
+when they are few, replaces their current rows and sends `scores_updated` on commit.
+
+Works on every broker (the rows are in the database), and nothing here imports TensorFlow except
+the explanation step, which runs in a worker or a command.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import structlog
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from predictions.frames import contacts_frame, unix_to_datetime
+from predictions.ml.errors import ArtifactError
+from predictions.models import ContactScore, ModelVersion, RescoreDrain, RescoreRequest, ScoringRun
+from predictions.services import PredictionError
+from predictions.signals import scores_updated
+
+log = structlog.get_logger(__name__)
+
+
+def rescore_request(*, workspace_id: int, contact_ids) -> int:
+    """Mark contacts for rescoring and schedule the workspace's drain once; returns how many were marked."""
+    if not contact_ids or not ModelVersion.objects.filter(workspace_id=workspace_id, is_active=True).exists():
+        return 0
+    ids = sorted({int(c) for c in contact_ids})
+    RescoreRequest.objects.bulk_create(
+        [RescoreRequest(workspace_id=workspace_id, contact_id=c) for c in ids], ignore_conflicts=True,
+        batch_size=5000,
+    )
+    _drain_schedule(workspace_id)
+    return len(ids)
+
+
+def _drain_schedule(workspace_id: int) -> None:
+    try:
+        _, created = RescoreDrain.objects.get_or_create(workspace_id=workspace_id)
+    except IntegrityError:  # another process scheduled it at the same moment
+        return
+    if created:
+        transaction.on_commit(lambda: _send_drain(workspace_id))
+
+
+def _send_drain(workspace_id: int) -> None:
+    from predictions.tasks import rescore_drain
+
+    rescore_drain.apply_async(args=[workspace_id], countdown=settings.PREDICTION_RESCORE_DELAY_SECONDS)
+
+
+def rescore_drain_run(*, workspace_id: int) -> int:
+    """Rescore the workspace's dirty contacts (at most PREDICTION_RESCORE_BATCH; the rest next time)."""
+    # The drain row goes first, so an event arriving from now on schedules the next drain; the
+    # requests are deleted before the events are read, so an event committed before that delete is
+    # read below, and one after it makes a new request.
+    RescoreDrain.objects.filter(workspace_id=workspace_id).delete()
+    limit = settings.PREDICTION_RESCORE_BATCH
+    ids = list(RescoreRequest.objects.filter(workspace_id=workspace_id).order_by("contact_id")
+               .values_list("contact_id", flat=True)[:limit])
+    if not ids:
+        return 0
+    RescoreRequest.objects.filter(workspace_id=workspace_id, contact_id__in=ids).delete()
+    if len(ids) == limit and RescoreRequest.objects.filter(workspace_id=workspace_id).exists():
+        _drain_schedule(workspace_id)
+    return contacts_rescore(workspace_id=workspace_id, contact_ids=ids)
+
+
+def contacts_rescore(*, workspace_id: int, contact_ids, explain: bool | None = None) -> int:
+    """Score contacts now with every active model of the workspace and make those their current scores.
+
+    The cut-off is the newest of the model's last run and the contacts' newest event + 1 s. Contacts
+    explained when at most PREDICTION_REALTIME_EXPLAIN_MAX (else lazily, on first read).
+    Returns the number of rows written.
+    """
+    from predictions.ml.labels import eligible_contacts
+    from predictions.serving import light_scorer_load
+
+    ids = [int(c) for c in contact_ids]
+    versions = list(ModelVersion.objects.filter(workspace_id=workspace_id, is_active=True))
+    if not ids or not versions:
+        return 0
+    frame = contacts_frame(workspace_id=workspace_id, contact_ids=ids)
+    if len(frame) == 0:
+        return 0
+    written = 0
+    for version in versions:
+        try:
+            light = light_scorer_load(version.artifact_path)
+        except ArtifactError as exc:
+            log.warning("rescore_model_unavailable", model=version.pk, reason=str(exc))
+            continue
+        last_run = (ScoringRun.objects.filter(model_version=version, status=ScoringRun.Status.SUCCEEDED)
+                    .aggregate(m=Max("as_of"))["m"])
+        cutoff = int(frame.ts.max()) + 1
+        if last_run is not None:
+            cutoff = max(cutoff, int(last_run.timestamp()))
+        eligible = eligible_contacts(frame, cutoff, version.lookback_seconds)
+        if len(eligible) == 0:
+            continue
+        probabilities, raw, _ = light.score_frame(frame, eligible, cutoff)
+        wanted = settings.PREDICTION_REALTIME_EXPLAIN_MAX if explain is None else (len(eligible) if explain else 0)
+        explained = _explain(version, frame, eligible, cutoff) if len(eligible) <= wanted else {}
+        written += _replace_current(version, eligible, probabilities, raw, cutoff, explained)
+    return written
+
+
+def _explain(version: ModelVersion, frame, contacts, cutoff: int) -> dict[int, tuple[float, list[dict]]]:
+    """{contact: (base value, factors)} through SHAP (TensorFlow: a worker or a command only)."""
+    from predictions.ml.explain import explain_contacts
+    from predictions.scoring import scorer_for
+
+    try:
+        explanations = explain_contacts(scorer_for(version), frame, contacts, cutoff=cutoff)
+    except PredictionError as exc:
+        log.warning("explain_failed", model=version.pk, reason=str(exc))
+        return {}
+    return {e.contact: (e.base_value, factors_json(e.factors)) for e in explanations}
+
+
+def factors_json(factors) -> list[dict]:
+    """Stored form of explanation factors: [{"text", "value", "kind"}], strongest first."""
+    return [{"text": f.text, "value": round(float(f.contribution), 5), "kind": f.kind} for f in factors]
+
+
+def percentiles_of(*, workspace_id: int, target: str, raw: np.ndarray) -> np.ndarray:
+    """Percentile of raw scores among the target's current scores (100 x share at or below)."""
+    current = ContactScore.objects.filter(workspace_id=workspace_id, target=target, is_current=True,
+                                          raw_score__isnull=False)
+    if len(raw) <= 20:  # a few indexed counts beat loading every score
+        total = current.count()
+        if total == 0:
+            return np.full(len(raw), np.nan)
+        return np.array([100.0 * current.filter(raw_score__lte=float(r)).count() / total for r in raw])
+    known = np.sort(np.fromiter(current.values_list("raw_score", flat=True), dtype=np.float64))
+    if len(known) == 0:
+        return np.full(len(raw), np.nan)
+    return 100.0 * np.searchsorted(known, raw, side="right") / len(known)
+
+
+def _replace_current(version, contacts, probabilities, raw, cutoff, explained) -> int:
+    now = timezone.now()
+    target, workspace_id = version.target, version.workspace_id
+    percentiles = percentiles_of(workspace_id=workspace_id, target=target, raw=raw)
+    rows = []
+    for c, p, r, pct in zip(contacts.tolist(), probabilities.tolist(), raw.tolist(), percentiles.tolist(),
+                            strict=True):
+        base, factors = explained.get(int(c), (None, []))
+        rows.append(ContactScore(
+            workspace_id=workspace_id, model_version=version, contact_id=int(c), target=target, is_current=True,
+            probability=float(p), raw_score=float(r), percentile=None if np.isnan(pct) else float(pct),
+            as_of=unix_to_datetime(cutoff), scored_at=now, factors=factors, base_value=base,
+            explained_at=now if int(c) in explained else None,
+        ))
+    ids = [int(c) for c in contacts.tolist()]
+    for attempt in range(3):  # two drains of one contact at once: the second one's insert conflicts
+        try:
+            with transaction.atomic():
+                ContactScore.objects.filter(contact_id__in=ids, target=target, is_current=True).delete()
+                ContactScore.objects.bulk_create(rows, batch_size=2000)
+                transaction.on_commit(lambda: scores_updated.send(
+                    sender=ContactScore, workspace_id=workspace_id, target=target, contact_ids=ids,
+                    scoring_run_id=None,
+                ))
+            return len(rows)
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    return 0
+
+
+def score_explain(*, score_id: int) -> ContactScore | None:
+    """Explain one stored score as of its own cut-off and keep the result on the row (computed once)."""
+    score = ContactScore.objects.select_related("model_version").filter(pk=score_id).first()
+    if score is None or score.explained_at is not None:
+        return score
+    frame = contacts_frame(workspace_id=score.workspace_id, contact_ids=[score.contact_id], before=score.as_of)
+    if len(frame) == 0:
+        return score
+    explained = _explain(score.model_version, frame, [score.contact_id], int(score.as_of.timestamp()))
+    if score.contact_id not in explained:
+        return score
+    base, factors = explained[score.contact_id]
+    ContactScore.objects.filter(pk=score.pk).update(factors=factors, base_value=base, explained_at=timezone.now())
+    score.refresh_from_db()
+    return score
