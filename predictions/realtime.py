@@ -4,8 +4,9 @@ Ingestion (any path: bulk API, Segment API, file import) sends `events_ingested`
 receiver marks the contacts dirty (a RescoreRequest row per contact, so a burst of 1,000 events of one
 contact is one row) and schedules one drain task per workspace (the RescoreDrain row debounces: it
 exists while a drain is pending). The drain takes the dirty contacts, reads only their events, scores
-them with the numpy forward pass (`predictions.serving`, the same outputs as Keras), explains them
-when they are few, replaces their current rows and sends `scores_updated` on commit.
+them with the numpy forward pass (`predictions.serving`, the same outputs as Keras), replaces their
+current rows, sends `scores_updated` on commit, and queues their explanations (a separate task, so a
+fresh score never waits for SHAP) when they are few.
 
 Works on every broker (the rows are in the database), and nothing here imports TensorFlow except
 the explanation step, which runs in a worker or a command.
@@ -77,8 +78,10 @@ def rescore_drain_run(*, workspace_id: int) -> int:
 def contacts_rescore(*, workspace_id: int, contact_ids, explain: bool | None = None) -> int:
     """Score contacts now with every active model of the workspace and make those their current scores.
 
-    The cut-off is the newest of the model's last run and the contacts' newest event + 1 s. Contacts
-    explained when at most PREDICTION_REALTIME_EXPLAIN_MAX (else lazily, on first read).
+    The cut-off is the newest of the model's last run and the contacts' newest event + 1 s.
+    `explain`: True explains here (TensorFlow: a command); None (a worker's drain) queues one
+    explanation task per new row when they are at most PREDICTION_REALTIME_EXPLAIN_MAX, so the fresh
+    score never waits for SHAP (else they are explained lazily, on first read); False: neither.
     Returns the number of rows written.
     """
     from predictions.ml.labels import eligible_contacts
@@ -107,9 +110,9 @@ def contacts_rescore(*, workspace_id: int, contact_ids, explain: bool | None = N
         if len(eligible) == 0:
             continue
         probabilities, raw, _ = light.score_frame(frame, eligible, cutoff)
-        wanted = settings.PREDICTION_REALTIME_EXPLAIN_MAX if explain is None else (len(eligible) if explain else 0)
-        explained = _explain(version, frame, eligible, cutoff) if len(eligible) <= wanted else {}
-        written += _replace_current(version, eligible, probabilities, raw, cutoff, explained)
+        explained = _explain(version, frame, eligible, cutoff) if explain else {}
+        queue = explain is None and len(eligible) <= settings.PREDICTION_REALTIME_EXPLAIN_MAX
+        written += _replace_current(version, eligible, probabilities, raw, cutoff, explained, queue_explain=queue)
     return written
 
 
@@ -146,7 +149,7 @@ def percentiles_of(*, workspace_id: int, target: str, raw: np.ndarray) -> np.nda
     return 100.0 * np.searchsorted(known, raw, side="right") / len(known)
 
 
-def _replace_current(version, contacts, probabilities, raw, cutoff, explained) -> int:
+def _replace_current(version, contacts, probabilities, raw, cutoff, explained, *, queue_explain: bool) -> int:
     now = timezone.now()
     target, workspace_id = version.target, version.workspace_id
     percentiles = percentiles_of(workspace_id=workspace_id, target=target, raw=raw)
@@ -159,6 +162,7 @@ def _replace_current(version, contacts, probabilities, raw, cutoff, explained) -
             probability=float(p), raw_score=float(r), percentile=None if np.isnan(pct) else float(pct),
             as_of=unix_to_datetime(cutoff), scored_at=now, factors=factors, base_value=base,
             explained_at=now if int(c) in explained else None,
+            explain_requested_at=now if queue_explain else None,
         ))
     ids = [int(c) for c in contacts.tolist()]
     for attempt in range(3):  # two drains of one contact at once: the second one's insert conflicts
@@ -166,6 +170,10 @@ def _replace_current(version, contacts, probabilities, raw, cutoff, explained) -
             with transaction.atomic():
                 ContactScore.objects.filter(contact_id__in=ids, target=target, is_current=True).delete()
                 ContactScore.objects.bulk_create(rows, batch_size=2000)
+                if queue_explain:
+                    fresh = list(ContactScore.objects.filter(contact_id__in=ids, target=target, is_current=True,
+                                                             explained_at__isnull=True).values_list("pk", flat=True))
+                    transaction.on_commit(lambda fresh=fresh: _send_explains(fresh))
                 transaction.on_commit(lambda: scores_updated.send(
                     sender=ContactScore, workspace_id=workspace_id, target=target, contact_ids=ids,
                     scoring_run_id=None,
@@ -175,6 +183,13 @@ def _replace_current(version, contacts, probabilities, raw, cutoff, explained) -
             if attempt == 2:
                 raise
     return 0
+
+
+def _send_explains(score_ids: list[int]) -> None:
+    from predictions.tasks import explain_score
+
+    for score_id in score_ids:
+        explain_score.delay(score_id)
 
 
 def score_explain(*, score_id: int) -> ContactScore | None:
@@ -189,6 +204,9 @@ def score_explain(*, score_id: int) -> ContactScore | None:
     if score.contact_id not in explained:
         return score
     base, factors = explained[score.contact_id]
-    ContactScore.objects.filter(pk=score.pk).update(factors=factors, base_value=base, explained_at=timezone.now())
+    updated = ContactScore.objects.filter(pk=score.pk).update(factors=factors, base_value=base,
+                                                              explained_at=timezone.now())
+    if not updated:  # replaced by a newer score meanwhile (that one gets its own explanation)
+        return None
     score.refresh_from_db()
     return score
