@@ -44,6 +44,11 @@ CASES: dict[str, tuple[str, str]] = {
     "api/v1/models/<int:model_id>/cancel": ("POST", "/api/v1/models/1/cancel"),
     "api/v1/predictions": ("GET", "/api/v1/predictions"),
     "api/v1/predictions/<str:contact_id>": ("GET", f"/api/v1/predictions/{SECRET}"),
+    # scores (acme's run ids, scores and POSTs tried with globex's key: tests/predictions/test_scoring_api.py)
+    "api/v1/scoring-runs": ("GET", "/api/v1/scoring-runs"),
+    "api/v1/scoring-runs/<int:run_id>": ("GET", "/api/v1/scoring-runs/1"),
+    "api/v1/contacts/<str:contact_id>/predictions": ("GET", f"/api/v1/contacts/{SECRET}/predictions"),
+    "api/v1/predict": ("POST", "/api/v1/predict"),
 }
 
 
