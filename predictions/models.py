@@ -130,6 +130,9 @@ class ScoringRun(models.Model):
     # candidates (contacts active in the lookback by last_seen), eligible, scored, shards_done ...
     counts = models.JSONField(default=dict, blank=True)
     timings = models.JSONField(default=dict, blank=True)
+    # the run's raw scores at 1,001 evenly spaced ranks: a real-time rescoring's percentile is read
+    # from them in memory instead of counting rows
+    raw_quantiles = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -18,7 +18,6 @@ import numpy as np
 import structlog
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Max
 from django.utils import timezone
 
 from predictions.frames import contacts_frame, unix_to_datetime
@@ -101,18 +100,21 @@ def contacts_rescore(*, workspace_id: int, contact_ids, explain: bool | None = N
         except ArtifactError as exc:
             log.warning("rescore_model_unavailable", model=version.pk, reason=str(exc))
             continue
-        last_run = (ScoringRun.objects.filter(model_version=version, status=ScoringRun.Status.SUCCEEDED)
-                    .aggregate(m=Max("as_of"))["m"])
+        last_run = (ScoringRun.objects.filter(workspace_id=workspace_id, target=version.target,
+                                              status=ScoringRun.Status.SUCCEEDED)
+                    .only("as_of", "raw_quantiles", "model_version_id").order_by("-finished_at", "-id").first())
         cutoff = int(frame.ts.max()) + 1
-        if last_run is not None:
-            cutoff = max(cutoff, int(last_run.timestamp()))
+        if last_run is not None and last_run.model_version_id == version.pk and last_run.as_of is not None:
+            cutoff = max(cutoff, int(last_run.as_of.timestamp()))
         eligible = eligible_contacts(frame, cutoff, version.lookback_seconds)
         if len(eligible) == 0:
             continue
         probabilities, raw, _ = light.score_frame(frame, eligible, cutoff)
         explained = _explain(version, frame, eligible, cutoff) if explain else {}
         queue = explain is None and len(eligible) <= settings.PREDICTION_REALTIME_EXPLAIN_MAX
-        written += _replace_current(version, eligible, probabilities, raw, cutoff, explained, queue_explain=queue)
+        percentiles = percentiles_of(workspace_id=workspace_id, target=version.target, raw=raw, run=last_run)
+        written += _replace_current(version, eligible, probabilities, raw, percentiles, cutoff, explained,
+                                    queue_explain=queue)
     return written
 
 
@@ -134,25 +136,26 @@ def factors_json(factors) -> list[dict]:
     return [{"text": f.text, "value": round(float(f.contribution), 5), "kind": f.kind} for f in factors]
 
 
-def percentiles_of(*, workspace_id: int, target: str, raw: np.ndarray) -> np.ndarray:
-    """Percentile of raw scores among the target's current scores (100 x share at or below)."""
-    current = ContactScore.objects.filter(workspace_id=workspace_id, target=target, is_current=True,
-                                          raw_score__isnull=False)
-    if len(raw) <= 20:  # a few indexed counts beat loading every score
-        total = current.count()
-        if total == 0:
-            return np.full(len(raw), np.nan)
-        return np.array([100.0 * current.filter(raw_score__lte=float(r)).count() / total for r in raw])
-    known = np.sort(np.fromiter(current.values_list("raw_score", flat=True), dtype=np.float64))
-    if len(known) == 0:
+def percentiles_of(*, workspace_id: int, target: str, raw: np.ndarray, run=None) -> np.ndarray:
+    """Percentile of raw scores within the target's newest succeeded scoring run (100 x share at or
+    below), read from the run's stored quantiles in memory; nan when no run has finished yet.
+
+    `run`: that run when the caller has it already (saves the query)."""
+    if run is None:
+        run = (ScoringRun.objects.filter(workspace_id=workspace_id, target=target, status=ScoringRun.Status.SUCCEEDED)
+               .only("raw_quantiles").order_by("-finished_at", "-id").first())
+    quantiles = np.asarray(run.raw_quantiles if run is not None else [], dtype=np.float64)
+    if len(quantiles) < 2:
         return np.full(len(raw), np.nan)
-    return 100.0 * np.searchsorted(known, raw, side="right") / len(known)
+    # the run's ranks are evenly spaced: the share at or below r is where r falls among them
+    ranks = np.linspace(0.0, 100.0, len(quantiles))
+    return np.interp(np.asarray(raw, np.float64), quantiles, ranks, left=0.0, right=100.0)
 
 
-def _replace_current(version, contacts, probabilities, raw, cutoff, explained, *, queue_explain: bool) -> int:
+def _replace_current(version, contacts, probabilities, raw, percentiles, cutoff, explained, *,
+                     queue_explain: bool) -> int:
     now = timezone.now()
     target, workspace_id = version.target, version.workspace_id
-    percentiles = percentiles_of(workspace_id=workspace_id, target=target, raw=raw)
     rows = []
     for c, p, r, pct in zip(contacts.tolist(), probabilities.tolist(), raw.tolist(), percentiles.tolist(),
                             strict=True):

@@ -87,6 +87,7 @@ def scoring_run_plan(*, run_id: int) -> list[tuple[int, int]] | None:
             return None  # a second delivery of the start task
         run.status, run.started_at = ScoringRun.Status.RUNNING, timezone.now()
         run.save(update_fields=["status", "started_at"])
+    planning = time.perf_counter()
     try:
         # a missing or corrupt artifact fails the run before any shard, even when a worker holds
         # the model loaded already (every file is checked against the manifest's checksums)
@@ -111,7 +112,9 @@ def scoring_run_plan(*, run_id: int) -> list[tuple[int, int]] | None:
     size = max(int(settings.PREDICTION_SCORE_SHARD_SIZE), 1)
     bounds = [(int(ids[i]), int(ids[min(i + size, len(ids)) - 1])) for i in range(0, len(ids), size)]
     ScoringRun.objects.filter(pk=run_id).update(
-        as_of=unix_to_datetime(end), shards=len(bounds), counts={"candidates": int(len(ids))}
+        as_of=unix_to_datetime(end), shards=len(bounds), counts={"candidates": int(len(ids))},
+        # includes loading the model: the first time in a process, TensorFlow's import too
+        timings={"plan": time.perf_counter() - planning},
     )
     return bounds
 
@@ -214,10 +217,14 @@ def scoring_run_finish(*, run_id: int, shard_results: list[dict]) -> ScoringRun:
             counts[key] = sum(int(r.get(key, 0)) for r in shard_results if isinstance(r, dict))
         counts["current"] = flipped
         counts["shards_done"] = len(shard_results)
+        raw = np.sort(np.fromiter(ContactScore.objects.filter(scoring_run=run).values_list("raw_score", flat=True),
+                                  dtype=np.float64))
+        quantiles = np.quantile(raw, np.linspace(0, 1, 1001)).tolist() if len(raw) else []
         timings = {"shards": [r.get("seconds") for r in shard_results if isinstance(r, dict) and r.get("seconds")],
-                   "finish": time.perf_counter() - started}
+                   "plan": locked.timings.get("plan"), "finish": time.perf_counter() - started}
         ScoringRun.objects.filter(pk=run_id).update(
-            status=ScoringRun.Status.SUCCEEDED, counts=counts, timings=timings, finished_at=timezone.now()
+            status=ScoringRun.Status.SUCCEEDED, counts=counts, timings=timings, finished_at=timezone.now(),
+            raw_quantiles=quantiles,
         )
         workspace_id, target = run.workspace_id, run.target
         transaction.on_commit(lambda: scores_updated.send(

@@ -221,7 +221,7 @@ PREDICTION_TRAIN_DEFAULTS: dict = {}  # TrainConfig fields overriding its defaul
 # takes at most this many contacts per task, and explains them when they are at most this many.
 PREDICTION_RESCORE_DELAY_SECONDS = float(os.environ.get("PREDICTION_RESCORE_DELAY_SECONDS", "1.0"))
 PREDICTION_RESCORE_BATCH = 5000
-PREDICTION_REALTIME_EXPLAIN_MAX = 50
+PREDICTION_REALTIME_EXPLAIN_MAX = int(os.environ.get("PREDICTION_REALTIME_EXPLAIN_MAX", "50"))
 
 LOGGING = build_logging(
     fmt=os.environ.get("LOG_FORMAT", "console"), level=os.environ.get("LOG_LEVEL", "INFO")
