@@ -13,6 +13,8 @@ Environment variables (every one optional):
   FUNNEL_COLUMN_LOAD_TIMEOUT_SECONDS (a process's first load of a workspace's events, default 600)
   PREDICTION_TRAIN_TIME_LIMIT (s, default 3600), PREDICTION_AUTO_ACTIVATE (default false: activate a new
   model only when none is active, or explicitly), PREDICTION_SCORE_SHARD_SIZE (contacts, default 50000)
+  PREDICTION_RESCORE_DELAY_SECONDS (real-time debounce, default 1.0), PREDICTION_REALTIME_EXPLAIN_MAX
+  (explain a real-time rescoring of at most this many contacts right away, default 50)
 """
 
 from __future__ import annotations
