@@ -21,6 +21,7 @@ from predictions.selectors import (
     contact_scores,
     model_version_get,
     model_version_list,
+    prediction_json,
 )
 from predictions.services import (
     PredictionError,
@@ -161,7 +162,8 @@ def contact(request, slug: str, contact_id: str):
     for target in Target.values:
         version = active_model_version(workspace=workspace, target=target)
         score = current.get(target)
-        card = {"target": target, "version": version, "score": score, "error": "", "unscored": False}
+        card = {"target": target, "version": version, "score": score, "error": "", "unscored": False,
+                "factors": prediction_json(score)["factors"] if score is not None else []}
         if version is not None and score is None:
             card["unscored"] = True  # scored by the next run or the contact's next event
         elif score is not None and score.explained_at is None:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import structlog
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -190,12 +190,27 @@ def scoring_run_finish(*, run_id: int, shard_results: list[dict]) -> ScoringRun:
     failed = [r["error"] for r in shard_results if isinstance(r, dict) and r.get("error")]
     if failed:
         return scoring_run_fail(run_id=run_id, reason=failed[0])
+    for attempt in range(3):
+        try:
+            counts = _switch(run, shard_results)
+            break
+        except IntegrityError:  # a real-time rescoring inserted a current row meanwhile: switch again
+            if attempt == 2:
+                raise
+    run.refresh_from_db()
+    log.info("scoring_run_succeeded", run=run_id, scored=counts["scored"], seconds=run.duration_seconds)
+    return run
+
+
+def _switch(run: ScoringRun, shard_results: list[dict]) -> dict:
+    """Percentiles, then the run's rows become the target's current scores (one transaction)."""
+    run_id = run.pk
     started = time.perf_counter()
     table = ContactScore._meta.db_table
     with transaction.atomic():
         locked = ScoringRun.objects.select_for_update().get(pk=run_id)
         if locked.status != ScoringRun.Status.RUNNING:
-            return locked
+            return dict(locked.counts)
         with connection.cursor() as cursor:
             # Ranked by the raw score, ties (rare with float scores) by contact id: a top-N list
             # never depends on which of several equal probabilities sorts first.
@@ -230,9 +245,7 @@ def scoring_run_finish(*, run_id: int, shard_results: list[dict]) -> ScoringRun:
         transaction.on_commit(lambda: scores_updated.send(
             sender=ScoringRun, workspace_id=workspace_id, target=target, contact_ids=None, scoring_run_id=run_id
         ))
-    run.refresh_from_db()
-    log.info("scoring_run_succeeded", run=run_id, scored=counts["scored"], seconds=run.duration_seconds)
-    return run
+    return counts
 
 
 def scoring_run_fail(*, run_id: int, reason: str) -> ScoringRun:

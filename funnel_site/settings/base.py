@@ -217,7 +217,6 @@ PREDICTION_AUTO_ACTIVATE = env_bool("PREDICTION_AUTO_ACTIVATE", False)
 PREDICTION_HEARTBEAT_SECONDS = 5
 PREDICTION_STALE_SECONDS = 600  # no heartbeat for this long: the training is failed by the reaper
 PREDICTION_SCORE_SHARD_SIZE = int(os.environ.get("PREDICTION_SCORE_SHARD_SIZE", "50000"))
-PREDICTION_EXPLAIN_WAIT_SECONDS = 30  # an API request waits this long for a worker's explanation
 PREDICTION_TRAIN_DEFAULTS: dict = {}  # TrainConfig fields overriding its defaults (tests: tiny sizes)
 # Real-time scores (predictions/realtime.py): a drain waits this long to gather a burst of events,
 # takes at most this many contacts per task, and explains them when they are at most this many.
