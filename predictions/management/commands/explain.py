@@ -39,10 +39,13 @@ class Command(ContractCommand):
             )
         listing = [prediction_json(score_explain(score_id=s.pk) or s) for s in scores]
         lines = []
+        horizons = {s.target: s.model_version.horizon_seconds / 86400 for s in scores}
         for item in listing:
+            verb = "buys" if item["target"] == Target.PURCHASE else "churns"
             pct = f", percentile {item['percentile']:.1f}" if item["percentile"] is not None else ""
-            lines.append(f"{contact.external_id} {item['target']}: {item['probability']:.1%}{pct} "
-                         f"(model {item['model_id']}, scored {item['scored_at'][:16]})")
+            lines.append(f"{contact.external_id}: {item['probability']:.1%} chance it {verb} within "
+                         f"{horizons[item['target']]:g} days{pct} (model {item['model_id']}, as of "
+                         f"{item['as_of'][:16]} UTC)")
             if item["base_value"] is not None:
                 lines.append(f"  base value {item['base_value']:.3f}")
             lines.extend(f"  - {f['text']}: {f['value']:+.3f}" for f in item["factors"])
