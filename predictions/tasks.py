@@ -41,10 +41,15 @@ def reap_stale_trainings() -> int:
 def score_active_models() -> list[int]:
     """Queue a scoring run of every active model (nightly, by beat); returns the run ids."""
     from predictions.models import ModelVersion
-    from predictions.services import scoring_queue
+    from predictions.services import PredictionError, scoring_queue
 
-    ids = list(ModelVersion.objects.filter(is_active=True).values_list("pk", flat=True))
-    return [scoring_queue(version_id=version_id, trigger="nightly").pk for version_id in ids]
+    runs = []
+    for version_id in ModelVersion.objects.filter(is_active=True).values_list("pk", flat=True):
+        try:  # one model without a usable artifact does not keep the others from their run
+            runs.append(scoring_queue(version_id=version_id, trigger="nightly").pk)
+        except PredictionError:
+            continue
+    return runs
 
 
 @shared_task(name="predictions.tasks.score_model_version")
