@@ -148,3 +148,18 @@ def test_a_new_models_run_replaces_the_targets_current_scores(synthetic_workspac
     current = ContactScore.objects.filter(workspace=synthetic_workspace, target="purchase", is_current=True)
     assert current.count() == run.counts["scored"]
     assert set(current.values_list("model_version_id", flat=True)) == {new.pk}
+
+
+def test_the_nightly_task_queues_one_run_per_active_model(synthetic_workspace, other_workspace_with_key,
+                                                          make_version, django_capture_on_commit_callbacks):
+    from predictions.models import ModelVersion
+    from predictions.tasks import score_active_models
+
+    ours = make_version(synthetic_workspace)
+    broken = make_version(other_workspace_with_key[0])
+    ModelVersion.objects.filter(pk=broken.pk).update(artifact_path="")  # no artifact: skipped, not fatal
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        run_ids = score_active_models()
+    [run] = ScoringRun.objects.filter(pk__in=run_ids)
+    assert run.model_version_id == ours.pk and run.trigger == "nightly" and run.status == "queued"
+    assert len(callbacks) == 1, "its start task is sent once committed"
