@@ -31,4 +31,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": "predictions.tasks.score_active_models",
         "schedule": crontab(hour=3, minute=0),
     },
+    # a scoring run whose chord was lost would otherwise stay `running` and block the next one
+    "predictions-reap-stale-scoring-runs": {
+        "task": "predictions.tasks.reap_stale_scoring_runs",
+        "schedule": crontab(minute=30),
+    },
 }

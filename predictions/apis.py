@@ -29,10 +29,10 @@ from predictions.services import (
     TUNABLE,
     PredictionError,
     TrainingInProgress,
-    contact_explanation_request,
     model_version_activate,
     model_version_cancel,
     model_version_queue,
+    score_explanation_request,
 )
 
 DURATION_HELP = "a duration: 90s, 30m, 1h, 14d, 2w"
@@ -207,9 +207,10 @@ class PredictionListApi(generics.GenericAPIView):
 
 
 class PredictionDetailApi(APIView):
-    """A contact's score with the active model and its top factors in words.
+    """A contact's stored score with the active model of a target and its factors in words.
 
-    Computed by a worker when not stored yet: the request waits for it (202 `pending` if it takes longer).
+    Never waits on a worker: 200 with the stored score (explained or not: `explained`), or 202 with a
+    status URL when the contact has no score yet (its rescoring is queued; poll that URL).
     """
 
     @extend_schema(
@@ -218,19 +219,22 @@ class PredictionDetailApi(APIView):
                    404: None},
     )
     def get(self, request, contact_id: str):
+        from predictions.realtime import rescore_request
+
         workspace = request_workspace(request)
         version = _active(request, request.query_params.get("target", Target.PURCHASE))
         contact = Contact.objects.filter(workspace=workspace, external_id=contact_id).first()
         if contact is None:
-            raise Http404(f"contact {contact_id!r} does not exist")
-        try:
-            score = contact_explanation_request(version=version, contact=contact)
-        except PredictionError as exc:
-            return _error(str(exc), status.HTTP_404_NOT_FOUND)
+            raise Http404(f"no such contact in workspace {workspace.slug!r}")
+        score = contact_score_get(version=version, contact_id=contact.pk)
+        status_url = request.build_absolute_uri(f"/api/v1/contacts/{contact.external_id}/predictions")
         if score is None:
-            stored = contact_score_get(version=version, contact_id=contact.pk)
-            body = {"status": "pending", "retry_after_seconds": 5,
-                    "score": ScoreSerializer(stored).data if stored else None,
+            rescore_request(workspace_id=workspace.pk, contact_ids=[contact.pk])
+            body = {"status": "pending", "status_url": status_url, "retry_after_seconds": 5,
                     "requested_at": datetime.now(UTC).isoformat()}
-            return Response(body, status=status.HTTP_202_ACCEPTED)
-        return Response(ScoreSerializer(score).data)
+            return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": status_url})
+        score_explanation_request(score=score)
+        data = ScoreSerializer(score).data
+        data.update({"explained": score.explained_at is not None, "status_url": status_url,
+                     "percentile": score.percentile, "base_value": score.base_value})
+        return Response(data)

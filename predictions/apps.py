@@ -22,3 +22,13 @@ class PredictionsConfig(AppConfig):
         recoverable_register(Recoverable(name="training", model="predictions.ModelVersion",
                                          running={"status": "running"},
                                          recover="predictions.services.model_version_recover"))
+        from funnel_site.events.signals import events_ingested
+
+        events_ingested.connect(_events_ingested, dispatch_uid="predictions-rescore-on-events")
+
+
+def _events_ingested(sender, *, workspace_id: int, contact_ids, **kwargs) -> None:
+    """New events: their contacts are rescored within seconds (predictions/realtime.py)."""
+    from predictions.realtime import rescore_request
+
+    rescore_request(workspace_id=workspace_id, contact_ids=contact_ids)

@@ -104,28 +104,112 @@ class ModelVersion(models.Model):
         return int(self.config.get("train", {}).get("lookback_seconds", 0))
 
 
+class ScoringRun(models.Model):
+    """One batch scoring of every eligible contact with one model version (issue 9).
+
+    queued -> running -> succeeded | failed. Shards stage their scores as rows of this run that are
+    not current; the run's end flips them to current in one transaction, so readers see the old
+    run's scores or the new run's, never a mix, and a failed run leaves the previous ones in place.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    IN_FLIGHT = (Status.QUEUED, Status.RUNNING)
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="scoring_runs")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="scoring_runs")
+    target = models.CharField(max_length=16, choices=Target.choices)
+    trigger = models.CharField(max_length=16, default="api", help_text="nightly, cli, api, page, activation")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    as_of = models.DateTimeField(null=True, blank=True, help_text="the cut-off: events before it were used")
+    shards = models.PositiveIntegerField(default=0)
+    # candidates (contacts active in the lookback by last_seen), eligible, scored, shards_done ...
+    counts = models.JSONField(default=dict, blank=True)
+    timings = models.JSONField(default=dict, blank=True)
+    # the run's raw scores at 1,001 evenly spaced ranks: a real-time rescoring's percentile is read
+    # from them in memory instead of counting rows
+    raw_quantiles = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model_version"], condition=Q(status__in=["queued", "running"]),
+                name="one_scoring_run_in_flight",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workspace.slug} {self.target} run #{self.pk} ({self.status})"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
 class ContactScore(models.Model):
-    """A contact's probability under one model version, as of a moment; factors once explained."""
+    """A contact's probability for a target, as of a moment, with its explanation once computed.
+
+    Rows with `is_current` are what every reader uses: at most one per contact and target. A batch
+    run stages its rows (`scoring_run`, not current) and flips them at its end; a real-time
+    rescoring replaces the contact's current row in place (`scoring_run` null).
+    """
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
     model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="scores")
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="scores")
     target = models.CharField(max_length=16, choices=Target.choices)
+    scoring_run = models.ForeignKey(ScoringRun, on_delete=models.CASCADE, null=True, blank=True, related_name="scores")
+    is_current = models.BooleanField(default=True)
     probability = models.FloatField()
+    raw_score = models.FloatField(null=True, blank=True, help_text="the model's uncalibrated score: the ranking key")
+    percentile = models.FloatField(null=True, blank=True, help_text="100 x share of the run ranked at or below")
     as_of = models.DateTimeField(help_text="the cut-off: events before it were used")
     scored_at = models.DateTimeField(default=timezone.now)
-    # [{"text", "contribution", "kind"}], strongest first; empty until the contact is explained
+    # [{"text", "value", "kind"}], strongest first (value: probability points); empty until explained
     factors = models.JSONField(default=list, blank=True)
+    base_value = models.FloatField(null=True, blank=True, help_text="probability with no information (SHAP base)")
     explained_at = models.DateTimeField(null=True, blank=True)
+    explain_requested_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["model_version", "contact"], name="one_score_per_version_contact")
+            models.UniqueConstraint(fields=["contact", "target"], condition=Q(is_current=True),
+                                    name="one_current_score_per_target"),
+            models.UniqueConstraint(fields=["scoring_run", "contact"], name="one_score_per_run_contact"),
         ]
-        indexes = [models.Index(fields=["model_version", "-probability"], name="score_version_probability")]
+        indexes = [
+            models.Index(fields=["model_version", "-probability"], name="score_version_probability"),
+            models.Index(fields=["workspace", "target", "is_current", "raw_score"], name="score_current_raw"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.contact_id} {self.target} {self.probability:.3f}"
+
+
+class RescoreRequest(models.Model):
+    """A contact with new events waiting for its real-time rescoring (drained by one task per workspace)."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    contact = models.OneToOneField(Contact, on_delete=models.CASCADE, related_name="+")
+    requested_at = models.DateTimeField(default=timezone.now)
+
+
+class RescoreDrain(models.Model):
+    """A drain task is scheduled for this workspace: its row's existence debounces the next ones."""
+
+    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, related_name="+")
+    scheduled_at = models.DateTimeField(default=timezone.now)
 
 
 class Segment(models.Model):

@@ -11,5 +11,6 @@ urlpatterns = [
     path("<int:model_id>/status", pages.status, name="status"),
     path("<int:model_id>/activate", pages.activate, name="activate"),
     path("<int:model_id>/cancel", pages.cancel, name="cancel"),
+    path("<int:model_id>/score", pages.score, name="score"),
     path("contacts/<str:contact_id>/", pages.contact, name="contact"),
 ]

@@ -25,19 +25,20 @@ from predictions.models import Arch, ModelVersion, Target
 from predictions.selectors import (
     NotFound,
     active_model_version,
+    contact_current_scores,
     contact_scores,
     model_version_get,
     model_version_list,
+    prediction_json,
 )
 from predictions.services import (
     PredictionError,
-    contact_explanation_request,
     model_version_activate,
     model_version_cancel,
     model_version_queue,
+    score_explanation_request,
+    scoring_run_queue,
 )
-
-PAGE_EXPLAIN_WAIT_SECONDS = 10
 
 
 def _version(workspace, model_id) -> ModelVersion:
@@ -114,6 +115,7 @@ def detail(request, slug: str, model_id: int):
         "notes": METRIC_NOTES, "count_rows": count_rows(version.counts or {}),
         "top": top,
         "poll_ids": [version.pk] if version.in_flight else [],
+        "last_run": version.scoring_runs.order_by("-created_at", "-id").first(),
     }
     return render(request, "predictions/model_detail.html", context)
 
@@ -141,6 +143,19 @@ def activate(request, slug: str, model_id: int):
 
 @login_required
 @require_POST
+def score(request, slug: str, model_id: int):
+    """Queue a scoring run of a model (POST, admin); the model page shows its progress."""
+    version = _version(workspace_for(request, slug, role="admin"), model_id)
+    try:
+        run = scoring_run_queue(version=version, trigger="page")
+        messages.success(request, f"Scoring run {run.pk} queued: every eligible contact is rescored.")
+    except PredictionError as exc:
+        messages.error(request, str(exc))
+    return redirect("predictions:detail", slug=slug, model_id=model_id)
+
+
+@login_required
+@require_POST
 def cancel(request, slug: str, model_id: int):
     """Cancel a queued or running training (POST)."""
     version = _version(workspace_for(request, slug, role=ADMIN), model_id)
@@ -160,16 +175,17 @@ def contact(request, slug: str, contact_id: str):
     if person is None:
         raise Http404("no such contact")
     cards, pending = [], False
+    current = {score.target: score for score in contact_current_scores(contact=person)}
     for target in Target.values:
         version = active_model_version(workspace=workspace, target=target)
-        card = {"target": target, "version": version, "score": None, "error": ""}
-        if version is not None:
-            try:
-                card["score"] = contact_explanation_request(version=version, contact=person,
-                                                            wait_seconds=PAGE_EXPLAIN_WAIT_SECONDS)
-                pending = pending or card["score"] is None
-            except PredictionError as exc:
-                card["error"] = str(exc)
+        score = current.get(target)
+        card = {"target": target, "version": version, "score": score, "error": "", "unscored": False,
+                "factors": prediction_json(score)["factors"] if score is not None else []}
+        if version is not None and score is None:
+            card["unscored"] = True  # scored by the next run or the contact's next event
+        elif score is not None and score.explained_at is None:
+            score_explanation_request(score=score)  # a worker explains it once; never waited for here
+            pending = True
         cards.append(card)
     return render(request, "predictions/contact.html",
                   {"workspace": workspace, "contact": person, "cards": cards, "pending": pending})

@@ -1,25 +1,40 @@
-"""Scoring and explanations with a stored model: runs in workers and commands (imports TensorFlow lazily).
+"""Batch scoring runs: plan shards, score a shard, switch to the run's scores atomically (workers, commands).
 
-A loaded artifact is kept per process (keyed by its path and manifest time), so a worker loads each
-model once. Scores are stored as ContactScore rows (one per version and contact, replaced on each run).
+A run (`ScoringRun`) scores every eligible contact with one model version as of one cut-off:
+- plan: the cut-off (newest activity + 1 s) and the candidate contacts (last seen within the lookback),
+  split into contact-id ranges of PREDICTION_SCORE_SHARD_SIZE;
+- shard: reads only its own contacts' events (frames.contacts_frame), keeps the exactly eligible ones,
+  predicts with the model loaded once per process (scorer_load), and stages its rows (not current),
+  replacing whatever an earlier delivery of the same shard staged: a retry writes nothing twice;
+- finish: percentiles by raw score within the run, then in one transaction the run's rows become the
+  target's current scores; `scores_updated` is sent on commit. A failed run deletes its staged rows
+  and the previous scores stay current.
+TensorFlow is imported lazily (scorer_load), so importing this module is cheap.
 """
 
 from __future__ import annotations
 
+import io
 import threading
-from dataclasses import dataclass
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
-from django.db import transaction
+import structlog
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from funnel_site.events.models import Contact
-from predictions.frames import unix_to_datetime, workspace_frame
-from predictions.ml.data import EventFrame
+from predictions.frames import contacts_frame, unix_to_datetime
 from predictions.ml.errors import ArtifactError
-from predictions.models import ContactScore, ModelVersion
+from predictions.models import ContactScore, ModelVersion, ScoringRun
 from predictions.services import PredictionError, status_phrase
+from predictions.signals import scores_updated
+
+log = structlog.get_logger(__name__)
 
 _SCORERS: dict[str, tuple[tuple, object]] = {}
 _SCORERS_LOCK = threading.Lock()
@@ -58,74 +73,228 @@ def scorer_for(version: ModelVersion):
         raise PredictionError(f"model {version.pk} cannot be loaded: {exc}") from None
 
 
-@dataclass
-class ScoreRun:
-    """The scores of one run: contact ids (Contact.id), probabilities, the cut-off, the threshold."""
-
-    version: ModelVersion
-    contacts: np.ndarray
-    probabilities: np.ndarray
-    as_of: int
-    threshold: float
-
-    def __len__(self) -> int:
-        return len(self.contacts)
+def workspace_data_end(workspace_id: int) -> int | None:
+    """Unix seconds just after the workspace's newest activity (Contact.last_seen), None without any."""
+    newest = Contact.objects.filter(workspace_id=workspace_id).aggregate(m=Max("last_seen"))["m"]
+    return None if newest is None else int(newest.timestamp()) + 1
 
 
-def model_version_score(
-    *,
-    version: ModelVersion,
-    frame: EventFrame | None = None,
-    as_of: int | None = None,
-    contact_range: tuple[int, int] | None = None,
-) -> ScoreRun:
-    """Score every eligible contact (those with Contact.id in `contact_range`, a shard, when given)
-    as of `as_of` (unix s; default: just after the newest event)."""
+def scoring_run_plan(*, run_id: int) -> list[tuple[int, int]] | None:
+    """Mark a queued run running and split its candidates into contact-id ranges (None: not queued)."""
+    with transaction.atomic():
+        run = ScoringRun.objects.select_for_update().select_related("model_version").get(pk=run_id)
+        if run.status != ScoringRun.Status.QUEUED:
+            return None  # a second delivery of the start task
+        run.status, run.started_at = ScoringRun.Status.RUNNING, timezone.now()
+        run.save(update_fields=["status", "started_at"])
+    planning = time.perf_counter()
+    try:
+        # a missing or corrupt artifact fails the run before any shard, even when a worker holds
+        # the model loaded already (every file is checked against the manifest's checksums)
+        from predictions.ml.artifacts import read_manifest
+
+        try:
+            read_manifest(run.model_version.artifact_path, verify=True)
+        except ArtifactError as exc:
+            raise PredictionError(f"model {run.model_version_id} cannot be loaded: {exc}") from None
+        scorer_for(run.model_version)
+        end = workspace_data_end(run.workspace_id)
+        if end is None:
+            raise PredictionError(f"workspace {run.workspace_id} has no events to score")
+        since = unix_to_datetime(end - run.model_version.lookback_seconds)
+        ids = np.fromiter(
+            Contact.objects.filter(workspace_id=run.workspace_id, last_seen__gte=since)
+            .order_by("pk").values_list("pk", flat=True), dtype=np.int64,
+        )
+    except PredictionError as exc:
+        scoring_run_fail(run_id=run_id, reason=str(exc))
+        return None
+    size = max(int(settings.PREDICTION_SCORE_SHARD_SIZE), 1)
+    bounds = [(int(ids[i]), int(ids[min(i + size, len(ids)) - 1])) for i in range(0, len(ids), size)]
+    ScoringRun.objects.filter(pk=run_id).update(
+        as_of=unix_to_datetime(end), shards=len(bounds), counts={"candidates": int(len(ids))},
+        # includes loading the model: the first time in a process, TensorFlow's import too
+        timings={"plan": time.perf_counter() - planning},
+    )
+    return bounds
+
+
+def scoring_shard_run(*, run_id: int, first_contact: int, last_contact: int) -> dict:
+    """Score and stage the eligible contacts of one id range; returns its counts and timings."""
+    from predictions.ml.labels import eligible_contacts
+
+    run = ScoringRun.objects.select_related("model_version").get(pk=run_id)
+    if run.status != ScoringRun.Status.RUNNING:
+        return {"skipped": run.status}
+    version = run.model_version
+    started = time.perf_counter()
     scorer = scorer_for(version)
-    frame = workspace_frame(workspace_id=version.workspace_id) if frame is None else frame
+    loaded = time.perf_counter()
+    cutoff = int(run.as_of.timestamp())
+    frame = contacts_frame(workspace_id=run.workspace_id, contact_range=(first_contact, last_contact),
+                           before=run.as_of)
+    read = time.perf_counter()
     if len(frame) == 0:
-        raise PredictionError(f"workspace {version.workspace.slug!r} has no events to score")
-    cutoff = frame.end_ts if as_of is None else int(as_of)
-    contacts = None
-    if contact_range is not None:
-        eligible = eligibles(version, frame, cutoff)
-        contacts = eligible[(eligible >= contact_range[0]) & (eligible <= contact_range[1])]
-    result = scorer.score(frame, cutoff=cutoff, contacts=contacts)
-    return ScoreRun(version, result.contacts, result.probabilities, cutoff, float(result.threshold))
+        return {"eligible": 0, "scored": 0}
+    eligible = eligible_contacts(frame, cutoff, version.lookback_seconds)
+    result = scorer.score(frame, cutoff=cutoff, contacts=eligible)
+    predicted = time.perf_counter()
+    staged = _stage(run, first_contact, last_contact, result.contacts, result.probabilities, result.raw_scores)
+    written = time.perf_counter()
+    return {"eligible": int(len(eligible)), "scored": staged, "events": int(len(frame)),
+            "seconds": {"load": loaded - started, "read": read - loaded, "predict": predicted - read,
+                        "write": written - predicted}}
 
 
-def eligibles(version: ModelVersion, frame: EventFrame, cutoff: int) -> np.ndarray:
+def _stage(run: ScoringRun, first: int, last: int, contacts, probabilities, raw) -> int:
+    """Replace the run's staged rows of an id range (idempotent for a redelivered shard)."""
+    now = timezone.now()
+    with transaction.atomic():
+        ContactScore.objects.filter(scoring_run=run, contact_id__gte=first, contact_id__lte=last).delete()
+        if connection.vendor == "postgresql":
+            _copy_rows(run, contacts, probabilities, raw, now)
+        else:
+            ContactScore.objects.bulk_create(
+                [ContactScore(workspace_id=run.workspace_id, model_version_id=run.model_version_id,
+                              contact_id=int(c), target=run.target, scoring_run=run, is_current=False,
+                              probability=float(p), raw_score=float(r), as_of=run.as_of, scored_at=now)
+                 for c, p, r in zip(contacts.tolist(), probabilities.tolist(), raw.tolist(), strict=True)],
+                batch_size=2000,
+            )
+    return int(len(contacts))
+
+
+def _copy_rows(run: ScoringRun, contacts, probabilities, raw, now) -> None:
+    """PostgreSQL: the staged rows through one COPY (text formatted by numpy, no ORM objects)."""
+    columns = ("workspace_id", "model_version_id", "contact_id", "target", "scoring_run_id", "is_current",
+               "probability", "raw_score", "as_of", "scored_at", "factors")
+    constant = "\t".join([str(run.workspace_id), str(run.model_version_id)])
+    tail = "\t".join([run.target, str(run.pk), "f"])
+    stamps = f"{run.as_of.isoformat()}\t{now.isoformat()}\t[]"
+    lines = [f"{constant}\t{c}\t{tail}\t{p!r}\t{r!r}\t{stamps}\n"
+             for c, p, r in zip(contacts.tolist(), probabilities.tolist(), raw.tolist(), strict=True)]
+    table = ContactScore._meta.db_table
+    with connection.cursor() as cursor, cursor.cursor.copy(
+        f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+    ) as copy:
+        buffer = io.StringIO()
+        buffer.writelines(lines)
+        copy.write(buffer.getvalue())
+
+
+def scoring_run_finish(*, run_id: int, shard_results: list[dict]) -> ScoringRun:
+    """After every shard: percentiles, then the run's rows become current in one transaction."""
+    run = ScoringRun.objects.select_related("model_version").get(pk=run_id)
+    if run.status != ScoringRun.Status.RUNNING:
+        return run
+    failed = [r["error"] for r in shard_results if isinstance(r, dict) and r.get("error")]
+    if failed:
+        return scoring_run_fail(run_id=run_id, reason=failed[0])
+    for attempt in range(3):
+        try:
+            counts = _switch(run, shard_results)
+            break
+        except IntegrityError:  # a real-time rescoring inserted a current row meanwhile: switch again
+            if attempt == 2:
+                raise
+    run.refresh_from_db()
+    log.info("scoring_run_succeeded", run=run_id, scored=counts["scored"], seconds=run.duration_seconds)
+    return run
+
+
+def _switch(run: ScoringRun, shard_results: list[dict]) -> dict:
+    """Percentiles, then the run's rows become the target's current scores (one transaction)."""
+    run_id = run.pk
+    started = time.perf_counter()
+    table = ContactScore._meta.db_table
+    with transaction.atomic():
+        locked = ScoringRun.objects.select_for_update().get(pk=run_id)
+        if locked.status != ScoringRun.Status.RUNNING:
+            return dict(locked.counts)
+        with connection.cursor() as cursor:
+            # Ranked by the raw score, ties (rare with float scores) by contact id: a top-N list
+            # never depends on which of several equal probabilities sorts first.
+            cursor.execute(
+                f"UPDATE {table} SET percentile = ranked.p FROM ("
+                f" SELECT id, 100.0 * cume_dist() OVER (ORDER BY raw_score, contact_id) AS p"
+                f" FROM {table} WHERE scoring_run_id = %s) ranked WHERE {table}.id = ranked.id",
+                [run_id],
+            )
+        current = ContactScore.objects.filter(workspace_id=run.workspace_id, target=run.target, is_current=True)
+        # a real-time rescoring with this model after the run started is fresher than the run: kept
+        fresher = current.filter(scoring_run__isnull=True, model_version_id=run.model_version_id,
+                                 scored_at__gte=run.started_at)
+        current.exclude(pk__in=fresher.values("pk")).delete()
+        ContactScore.objects.filter(scoring_run=run, contact_id__in=fresher.values("contact_id")).delete()
+        flipped = ContactScore.objects.filter(scoring_run=run).update(is_current=True)
+        counts = dict(locked.counts)
+        for key in ("eligible", "scored", "events"):
+            counts[key] = sum(int(r.get(key, 0)) for r in shard_results if isinstance(r, dict))
+        counts["current"] = flipped
+        counts["shards_done"] = len(shard_results)
+        raw = np.sort(np.fromiter(ContactScore.objects.filter(scoring_run=run).values_list("raw_score", flat=True),
+                                  dtype=np.float64))
+        quantiles = np.quantile(raw, np.linspace(0, 1, 1001)).tolist() if len(raw) else []
+        timings = {"shards": [r.get("seconds") for r in shard_results if isinstance(r, dict) and r.get("seconds")],
+                   "plan": locked.timings.get("plan"), "finish": time.perf_counter() - started}
+        ScoringRun.objects.filter(pk=run_id).update(
+            status=ScoringRun.Status.SUCCEEDED, counts=counts, timings=timings, finished_at=timezone.now(),
+            raw_quantiles=quantiles,
+        )
+        workspace_id, target = run.workspace_id, run.target
+        transaction.on_commit(lambda: scores_updated.send(
+            sender=ScoringRun, workspace_id=workspace_id, target=target, contact_ids=None, scoring_run_id=run_id
+        ))
+    return counts
+
+
+def scoring_run_fail(*, run_id: int, reason: str) -> ScoringRun:
+    """Fail a run with its reason and drop its staged rows; the previous scores stay current."""
+    with transaction.atomic():
+        run = ScoringRun.objects.select_for_update().get(pk=run_id)
+        if run.status in (ScoringRun.Status.QUEUED, ScoringRun.Status.RUNNING):
+            run.status, run.error, run.finished_at = ScoringRun.Status.FAILED, reason[:2000], timezone.now()
+            run.save(update_fields=["status", "error", "finished_at"])
+        ContactScore.objects.filter(scoring_run=run, is_current=False).delete()
+    log.warning("scoring_run_failed", run=run_id, reason=reason)
+    return run
+
+
+def scoring_run_execute(*, run_id: int) -> ScoringRun:
+    """Run a whole scoring run in this process, shard after shard (the CLI; one-shard runs)."""
+    bounds = scoring_run_plan(run_id=run_id)
+    if bounds is None:
+        return ScoringRun.objects.get(pk=run_id)
+    results = [scoring_shard_safe(run_id=run_id, first_contact=lo, last_contact=hi) for lo, hi in bounds]
+    return scoring_run_finish(run_id=run_id, shard_results=results)
+
+
+def scoring_shard_safe(*, run_id: int, first_contact: int, last_contact: int) -> dict:
+    """A shard whose known failures (no artifact, unreadable model) become the run's error, not a crash."""
+    try:
+        return scoring_shard_run(run_id=run_id, first_contact=first_contact, last_contact=last_contact)
+    except (PredictionError, ArtifactError) as exc:
+        return {"error": str(exc)}
+
+
+def scoring_runs_fail_stale(*, older_than_seconds: int = 6 * 3600) -> int:
+    """Fail runs still queued or running long after they started (a lost chord); returns how many."""
+    limit = timezone.now() - timedelta(seconds=older_than_seconds)
+    stale = list(ScoringRun.objects.filter(status__in=ScoringRun.IN_FLIGHT, created_at__lt=limit)
+                 .values_list("pk", flat=True))
+    for run_id in stale:
+        scoring_run_fail(run_id=run_id, reason=f"not finished after {older_than_seconds // 3600} hours")
+    return len(stale)
+
+
+def eligibles(version: ModelVersion, frame, cutoff: int) -> np.ndarray:
     """Contact ids with any own event in the model's lookback before the cut-off."""
     from predictions.ml.labels import eligible_contacts
 
     return eligible_contacts(frame, cutoff, version.lookback_seconds)
 
 
-def scores_store(run: ScoreRun, *, batch_size: int = 5000) -> int:
-    """Upsert the run's scores (one row per version and contact); returns the number stored."""
-    version, as_of, now = run.version, unix_to_datetime(run.as_of), timezone.now()
-    rows = [
-        ContactScore(workspace_id=version.workspace_id, model_version=version, contact_id=int(c),
-                     target=version.target, probability=float(p), as_of=as_of, scored_at=now, factors=[])
-        for c, p in zip(run.contacts.tolist(), run.probabilities.tolist(), strict=True)
-    ]
-    with transaction.atomic():
-        for start in range(0, len(rows), batch_size):
-            ContactScore.objects.bulk_create(
-                rows[start : start + batch_size], update_conflicts=True,
-                unique_fields=["model_version", "contact"],
-                update_fields=["probability", "as_of", "scored_at", "factors", "explained_at"],
-            )
-    return len(rows)
-
-
-def scores_prune(*, version: ModelVersion, as_of: int) -> int:
-    """Delete the version's scores older than a finished run (contacts no longer eligible)."""
-    deleted, _ = ContactScore.objects.filter(model_version=version, as_of__lt=unix_to_datetime(as_of)).delete()
-    return deleted
-
-
-def validation_auc_of(version: ModelVersion, frame: EventFrame, cutoff: int, train_config: dict,
+def validation_auc_of(version: ModelVersion, frame, cutoff: int, train_config: dict,
                       contacts: np.ndarray | None = None) -> float | None:
     """ROC-AUC of a stored model on the samples of another training's validation cut-off (only those
     of ``contacts`` when given: the half that training reported its figures on)."""
@@ -143,25 +312,3 @@ def validation_auc_of(version: ModelVersion, frame: EventFrame, cutoff: int, tra
         return None
     scored = scorer_for(version).score(frame, cutoff=cutoff, contacts=wanted)
     return float(roc_auc_score(labels, scored.probabilities))
-
-
-def contact_explain(*, version: ModelVersion, contact: Contact, top_k: int = 3) -> ContactScore:
-    """Score and explain one contact as of its workspace's newest event; the result is stored."""
-    from predictions.ml.explain import explain_contacts
-
-    frame = workspace_frame(workspace_id=version.workspace_id)
-    if len(frame) == 0 or not np.any(frame.contact == contact.pk):
-        raise PredictionError(f"contact {contact.external_id!r} has no activity of its own to score")
-    scorer = scorer_for(version)
-    explanation = explain_contacts(scorer, frame, [contact.pk], top_k=top_k)[0]
-    now = timezone.now()
-    factors = [
-        {"text": f.text, "contribution": f.contribution, "kind": f.kind} for f in explanation.factors
-    ]
-    score, _ = ContactScore.objects.update_or_create(
-        model_version=version, contact=contact,
-        defaults={"workspace_id": version.workspace_id, "target": version.target,
-                  "probability": float(explanation.probability), "as_of": unix_to_datetime(frame.end_ts),
-                  "scored_at": now, "factors": factors, "explained_at": now},
-    )
-    return score

@@ -54,7 +54,7 @@ def active_model_version_required(*, workspace: Workspace, target: str) -> Model
 def contact_scores(*, version: ModelVersion) -> QuerySet:
     """Stored scores of a version, most likely first."""
     return (
-        ContactScore.objects.filter(model_version=version)
+        ContactScore.objects.filter(model_version=version, is_current=True)
         .select_related("contact")
         .order_by("-probability", "contact_id")
     )
@@ -62,4 +62,41 @@ def contact_scores(*, version: ModelVersion) -> QuerySet:
 
 def contact_score_get(*, version: ModelVersion, contact_id: int) -> ContactScore | None:
     """A contact's stored score under a version, or None."""
-    return ContactScore.objects.filter(model_version=version, contact_id=contact_id).first()
+    return ContactScore.objects.filter(model_version=version, contact_id=contact_id, is_current=True).first()
+
+
+def contact_current_scores(*, contact) -> list[ContactScore]:
+    """A contact's current score per target (the newest: one current row per contact and target)."""
+    return list(ContactScore.objects.filter(contact=contact, is_current=True).order_by("target"))
+
+
+def prediction_json(score: ContactScore) -> dict:
+    """The public form of a stored score (the contract of /api/v1/contacts/{id}/predictions)."""
+    return {
+        "target": score.target,
+        "probability": score.probability,
+        "percentile": score.percentile,
+        "model_id": score.model_version_id,
+        "scored_at": score.scored_at.isoformat(),
+        "as_of": score.as_of.isoformat(),
+        "base_value": score.base_value,
+        "factors": [{"text": f["text"], "value": f.get("value", f.get("contribution"))} for f in score.factors],
+        "explained": score.explained_at is not None,
+    }
+
+
+def scoring_run_list(*, workspace: Workspace) -> QuerySet:
+    """The workspace's scoring runs, newest first."""
+    from predictions.models import ScoringRun
+
+    return ScoringRun.objects.filter(workspace=workspace).order_by("-created_at", "-id")
+
+
+def scoring_run_get(*, workspace: Workspace, run_id) -> object:
+    """One scoring run of this workspace (NotFound for another tenant's id, like an unknown one)."""
+    from predictions.models import ScoringRun
+
+    try:
+        return ScoringRun.objects.get(workspace=workspace, pk=int(run_id))
+    except (ScoringRun.DoesNotExist, TypeError, ValueError):
+        raise NotFound(f"scoring run {run_id} does not exist in workspace {workspace.slug!r}") from None

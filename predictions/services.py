@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 import structlog
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from funnel_site.events.models import Workspace
@@ -209,11 +210,57 @@ def model_version_activate(*, version: ModelVersion) -> ModelVersion:
     return version
 
 
-def scoring_queue(*, version_id: int) -> None:
-    """Score every eligible contact with a version on the `scoring` queue (after activation, daily)."""
-    from predictions.tasks import score_model_version
+def scoring_queue(*, version_id: int, trigger: str = "activation"):
+    """Queue a scoring run of a version on the `scoring` queue (after activation, nightly); the run
+    in flight when there is one already."""
+    version = ModelVersion.objects.get(pk=version_id)
+    try:
+        return scoring_run_queue(version=version, trigger=trigger)
+    except ScoringInProgress as exc:
+        return exc.run
 
-    score_model_version.delay(version_id)
+
+class ScoringInProgress(PredictionError):
+    """A scoring run of this model is already queued or running (`run`)."""
+
+    def __init__(self, message: str, run) -> None:
+        super().__init__(message)
+        self.run = run
+
+
+def scoring_run_queue(*, version: ModelVersion, trigger: str = "api", send: bool = True):
+    """Create a queued ScoringRun of a succeeded version and start it on a worker once committed
+    (`send=False`: the caller runs it, e.g. `manage.py score` in its own process).
+
+    PredictionError when the version has no artifact; ScoringInProgress naming the run in flight.
+    """
+    from predictions.models import ScoringRun
+
+    if version.status != ModelVersion.Status.SUCCEEDED or not version.artifact_path:
+        raise PredictionError(
+            f"model {version.pk} is {version.status}: train one first (manage.py train --workspace "
+            f"{version.workspace.slug} --target {version.target})"
+        )
+    try:
+        with transaction.atomic():
+            run = ScoringRun.objects.create(workspace_id=version.workspace_id, model_version=version,
+                                            target=version.target, trigger=trigger)
+            if send:
+                transaction.on_commit(lambda: _send_scoring(run.pk))
+    except IntegrityError:
+        busy = ScoringRun.objects.filter(model_version=version, status__in=ScoringRun.IN_FLIGHT).first()
+        raise ScoringInProgress(
+            f"scoring run {busy.pk if busy else '?'} of model {version.pk} is already "
+            f"{busy.status if busy else 'in flight'}", busy,
+        ) from None
+    log.info("scoring_run_queued", model=version.pk, run=run.pk, trigger=trigger)
+    return run
+
+
+def _send_scoring(run_id: int) -> None:
+    from predictions.tasks import scoring_run_start
+
+    scoring_run_start.delay(run_id)
 
 
 def model_versions_fail_stale(*, older_than_seconds: int | None = None) -> int:
@@ -238,28 +285,25 @@ def _human(seconds: int) -> str:
     return f"{seconds}s"
 
 
-def contact_explanation_request(*, version: ModelVersion, contact, wait_seconds: float | None = None):
-    """The contact's explained score under `version`: stored, or computed by a worker while we wait.
-
-    Returns the ContactScore, or None when the worker has not answered within `wait_seconds`
-    (the explanation is then stored when it finishes). PredictionError when it cannot be explained.
-    """
-    from celery.exceptions import TimeoutError as CeleryTimeout
-
+def score_explanation_request(*, score) -> bool:
+    """Ask a worker to explain a stored score once (never waited for); True when this call queued it."""
     from predictions.models import ContactScore
-    from predictions.tasks import explain_contact
 
-    score = ContactScore.objects.filter(model_version=version, contact=contact).first()
-    if score is not None and score.explained_at is not None:
-        return score
-    wait = settings.PREDICTION_EXPLAIN_WAIT_SECONDS if wait_seconds is None else wait_seconds
-    pending = explain_contact.delay(version.pk, contact.pk)
-    try:
-        answer = pending.get(timeout=wait, propagate=True, disable_sync_subtasks=False) if wait > 0 else None
-    except CeleryTimeout:
-        return None
-    if answer is None:
-        return None
-    if "error" in answer:
-        raise PredictionError(answer["error"])
-    return ContactScore.objects.get(pk=answer["score_id"])
+    if score.explained_at is not None:
+        return False
+    with transaction.atomic():
+        # asked before and still not explained after 10 minutes (a lost task): asked again
+        stale = timezone.now() - timedelta(minutes=10)
+        queued = ContactScore.objects.filter(
+            Q(explain_requested_at__isnull=True) | Q(explain_requested_at__lt=stale), pk=score.pk,
+            explained_at__isnull=True,
+        ).update(explain_requested_at=timezone.now())
+        if queued:
+            transaction.on_commit(lambda: _send_explain(score.pk))
+    return bool(queued)
+
+
+def _send_explain(score_id: int) -> None:
+    from predictions.tasks import explain_score
+
+    explain_score.delay(score_id)

@@ -39,72 +39,83 @@ def reap_stale_trainings() -> int:
 
 @shared_task(name="predictions.tasks.score_active_models")
 def score_active_models() -> list[int]:
-    """Queue a scoring run of every active model (periodic)."""
+    """Queue a scoring run of every active model (nightly, by beat); returns the run ids."""
     from predictions.models import ModelVersion
+    from predictions.services import PredictionError, scoring_queue
 
-    ids = list(ModelVersion.objects.filter(is_active=True).values_list("pk", flat=True))
-    for version_id in ids:
-        score_model_version.delay(version_id)
-    return ids
+    runs = []
+    for version_id in ModelVersion.objects.filter(is_active=True).values_list("pk", flat=True):
+        try:  # one model without a usable artifact does not keep the others from their run
+            runs.append(scoring_queue(version_id=version_id, trigger="nightly").pk)
+        except PredictionError:
+            continue
+    return runs
 
 
 @shared_task(name="predictions.tasks.score_model_version")
-def score_model_version(version_id: int) -> dict:
-    """Score every eligible contact with a version; in parallel shards when there are many."""
-    from predictions.frames import workspace_frame
-    from predictions.models import ModelVersion
-    from predictions.scoring import eligibles, model_version_score, scores_prune, scores_store
+def score_model_version(version_id: int) -> int:
+    """Queue a scoring run of one version (kept for callers of the earlier API); returns the run id."""
+    from predictions.services import scoring_queue
 
-    version = ModelVersion.objects.select_related("workspace").get(pk=version_id)
-    frame = workspace_frame(workspace_id=version.workspace_id)
-    if len(frame) == 0:
-        return {"scored": 0}
-    as_of = frame.end_ts
-    contacts = eligibles(version, frame, as_of)
-    size = settings.PREDICTION_SCORE_SHARD_SIZE
-    if len(contacts) <= size:
-        run = model_version_score(version=version, frame=frame, as_of=as_of)
-        stored = scores_store(run)
-        scores_prune(version=version, as_of=as_of)
-        return {"scored": stored, "shards": 1}
-    bounds = [(int(chunk[0]), int(chunk[-1])) for chunk in (contacts[i : i + size] for i in range(0, len(contacts), size))]
-    chord(score_shard.s(version_id, as_of, lo, hi) for lo, hi in bounds)(score_finish.s(version_id, as_of))
-    return {"scored": None, "shards": len(bounds)}
+    return scoring_queue(version_id=version_id, trigger="api").pk
 
 
-@shared_task(name="predictions.tasks.score_shard", acks_late=True)
-def score_shard(version_id: int, as_of: int, first_contact: int, last_contact: int) -> int:
-    """Score and store the eligible contacts with ids in [first_contact, last_contact]."""
-    from predictions.models import ModelVersion
-    from predictions.scoring import model_version_score, scores_store
+@shared_task(name="predictions.tasks.scoring_run_start", acks_late=True, reject_on_worker_lost=True)
+def scoring_run_start(run_id: int) -> dict:
+    """Plan a run and fan its shards out as a chord on `scoring` (one shard: scored right here)."""
+    from predictions.scoring import scoring_run_finish, scoring_run_plan, scoring_shard_safe
 
-    version = ModelVersion.objects.select_related("workspace").get(pk=version_id)
-    run = model_version_score(version=version, as_of=as_of, contact_range=(first_contact, last_contact))
-    return scores_store(run)
-
-
-@shared_task(name="predictions.tasks.score_finish")
-def score_finish(stored: list[int], version_id: int, as_of: int) -> dict:
-    """After every shard: drop scores of contacts no longer eligible."""
-    from predictions.models import ModelVersion
-    from predictions.scoring import scores_prune
-
-    scores_prune(version=ModelVersion.objects.get(pk=version_id), as_of=as_of)
-    return {"scored": sum(stored), "shards": len(stored)}
+    bounds = scoring_run_plan(run_id=run_id)
+    if bounds is None:
+        return {"run": run_id, "started": False}
+    if len(bounds) <= 1:
+        results = [scoring_shard_safe(run_id=run_id, first_contact=lo, last_contact=hi) for lo, hi in bounds]
+        run = scoring_run_finish(run_id=run_id, shard_results=results)
+        return {"run": run_id, "status": run.status, "shards": len(bounds)}
+    chord(score_shard.s(run_id, lo, hi) for lo, hi in bounds)(score_finish.s(run_id))
+    return {"run": run_id, "shards": len(bounds)}
 
 
-@shared_task(name="predictions.tasks.explain_contact")
-def explain_contact(version_id: int, contact_id: int) -> dict:
-    """Score and explain one contact (the API and the web page wait for this)."""
-    from funnel_site.events.models import Contact
-    from predictions.models import ModelVersion
-    from predictions.scoring import contact_explain
-    from predictions.services import PredictionError
+@shared_task(name="predictions.tasks.score_shard", acks_late=True, reject_on_worker_lost=True)
+def score_shard(run_id: int, first_contact: int, last_contact: int) -> dict:
+    """Score and stage one contact-id range of a run (idempotent: a redelivery replaces its rows)."""
+    from predictions.scoring import scoring_shard_safe
 
-    version = ModelVersion.objects.get(pk=version_id)
-    contact = Contact.objects.get(pk=contact_id, workspace_id=version.workspace_id)
     try:
-        score = contact_explain(version=version, contact=contact)
-    except PredictionError as exc:
-        return {"error": str(exc)}
-    return {"score_id": score.pk}
+        return scoring_shard_safe(run_id=run_id, first_contact=first_contact, last_contact=last_contact)
+    except Exception as exc:  # noqa: BLE001 - any failure fails the run (named), the chord still ends
+        return {"error": f"shard {first_contact}-{last_contact}: {type(exc).__name__}: {exc}"}
+
+
+@shared_task(name="predictions.tasks.score_finish", acks_late=True)
+def score_finish(results: list[dict], run_id: int) -> dict:
+    """After every shard: percentiles, then the run's scores become current (or the run fails)."""
+    from predictions.scoring import scoring_run_finish
+
+    run = scoring_run_finish(run_id=run_id, shard_results=results)
+    return {"run": run_id, "status": run.status}
+
+
+@shared_task(name="predictions.tasks.reap_stale_scoring_runs")
+def reap_stale_scoring_runs() -> int:
+    """Fail scoring runs that never finished (periodic)."""
+    from predictions.scoring import scoring_runs_fail_stale
+
+    return scoring_runs_fail_stale()
+
+
+@shared_task(name="predictions.tasks.rescore_drain", acks_late=True, reject_on_worker_lost=True)
+def rescore_drain(workspace_id: int) -> int:
+    """Rescore the workspace's contacts with new events (debounced: one task per burst)."""
+    from predictions.realtime import rescore_drain_run
+
+    return rescore_drain_run(workspace_id=workspace_id)
+
+
+@shared_task(name="predictions.tasks.explain_score")
+def explain_score(score_id: int) -> dict:
+    """Explain one stored score and keep the factors on it (asked by a first read)."""
+    from predictions.realtime import score_explain
+
+    score = score_explain(score_id=score_id)
+    return {"score_id": score_id, "explained": bool(score and score.explained_at)}

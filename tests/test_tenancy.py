@@ -65,6 +65,11 @@ CASES: dict[str, tuple[str, str]] = {
     "api/v1/webhook-sources/<int:pk>": ("GET", "/api/v1/webhook-sources/1"),
     "api/v1/webhook-deliveries": ("GET", "/api/v1/webhook-deliveries"),
     "api/v1/webhook-deliveries/<int:pk>/replay": ("POST", "/api/v1/webhook-deliveries/1/replay"),
+    # scores (acme's run ids, scores and POSTs tried with globex's key: tests/predictions/test_scoring_api.py)
+    "api/v1/scoring-runs": ("GET", "/api/v1/scoring-runs"),
+    "api/v1/scoring-runs/<int:run_id>": ("GET", "/api/v1/scoring-runs/1"),
+    "api/v1/contacts/<str:contact_id>/predictions": ("GET", f"/api/v1/contacts/{SECRET}/predictions"),
+    "api/v1/predict": ("POST", "/api/v1/predict"),
 }
 
 

@@ -16,7 +16,8 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from funnel_site.events import store
-from funnel_site.events.models import ApiKey, Workspace
+from funnel_site.events.models import ApiKey, Event, Workspace
+from funnel_site.events.signals import events_ingested
 from funnel_site.events.stages import PURCHASE, StageResolver
 from funnel_site.events.validation import ItemError, ValidEvent, validate_item, validate_record
 
@@ -128,7 +129,13 @@ def events_ingest(
     now = now or timezone.now()
     result, valid = _validate(items, now=now)
     if valid:
-        _store(workspace=workspace, valid=valid, now=now, resolver=resolver, result=result)
+        contact_ids = _store(workspace=workspace, valid=valid, now=now, resolver=resolver, result=result)
+        if contact_ids:
+            workspace_id = workspace.id
+            # after commit (at once when no caller's transaction is open): listeners read the events
+            transaction.on_commit(
+                lambda: events_ingested.send(sender=Event, workspace_id=workspace_id, contact_ids=contact_ids)
+            )
     return result
 
 
@@ -152,15 +159,15 @@ def _validate(items: Sequence[tuple[int, object]], *, now: datetime) -> tuple[In
 def _store(
     *, workspace: Workspace, valid: list[ValidEvent], now: datetime, resolver: StageResolver | None,
     result: IngestResult,
-) -> None:
+) -> list[int]:
+    """Store the valid events (retrying a deadlock); returns the Contact ids that got new events."""
     resolver = resolver or StageResolver.for_workspace(workspace.id)
     retry = not connection.in_atomic_block  # inside a caller's transaction a failure is the caller's
     for attempt in range(1, _DEADLOCK_ATTEMPTS + 1):
         counts = (result.imported, result.duplicates, result.identified)
         try:
             with transaction.atomic():
-                _store_valid(workspace=workspace, valid=valid, now=now, resolver=resolver, result=result)
-            return
+                return _store_valid(workspace=workspace, valid=valid, now=now, resolver=resolver, result=result)
         except OperationalError as exc:
             if not (retry and attempt < _DEADLOCK_ATTEMPTS and _is_deadlock(exc)):
                 raise
@@ -181,7 +188,7 @@ def _is_deadlock(exc: BaseException) -> bool:
 def _store_valid(
     *, workspace: Workspace, valid: list[ValidEvent], now: datetime, resolver: StageResolver,
     result: IngestResult,
-) -> None:
+) -> list[int]:
     # Locked: the first purchase read here decides which purchases are repeat ones (loyalty).
     contacts = store.contacts_ensure(
         workspace_id=workspace.id, external_ids=list(dict.fromkeys(v.contact_id for v in valid)), lock=True
@@ -264,7 +271,7 @@ def _store_valid(
             )
         )
     inserted = store.events_insert(rows)
-    result.imported += inserted
+    touched = [span[ext][0] for ext in span] if inserted else []
     result.duplicates += len(rows) - inserted
     store.contacts_update(updates)
     if restage:
@@ -278,3 +285,5 @@ def _store_valid(
             if new_email != old_email or merged != (old_traits or {}):
                 changed.append((cid, new_email, merged))
         store.contacts_set_profile(changed)
+    result.imported += inserted
+    return touched

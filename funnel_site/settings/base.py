@@ -17,6 +17,8 @@ Environment variables (every one optional):
   SECURE_SSL_REDIRECT, FUNNEL_PROXY_SSL_HEADER, USE_X_FORWARDED_HOST, FUNNEL_NUM_PROXIES, CACHE_URL,
   FUNNEL_FAILED_KEY_RATE (20/min), FUNNEL_API_KEY_RATE (3000/min), FUNNEL_REQUIRED_QUEUES,
   FUNNEL_RUNNER_STALE_SECONDS (60), PREDICTION_MAX_ATTEMPTS (3), PREDICTION_TRAINING_QUEUE
+  PREDICTION_RESCORE_DELAY_SECONDS (real-time debounce, default 1.0), PREDICTION_REALTIME_EXPLAIN_MAX
+  (explain a real-time rescoring of at most this many contacts right away, default 50)
 """
 
 from __future__ import annotations
@@ -285,8 +287,12 @@ PREDICTION_TRAINING_QUEUE = os.environ.get("PREDICTION_TRAINING_QUEUE") or None
 # /readyz: the queues that need a live worker (comma separated; empty checks none)
 FUNNEL_REQUIRED_QUEUES = [q for q in os.environ.get("FUNNEL_REQUIRED_QUEUES", "ingest,training,scoring,sync").split(",") if q]
 PREDICTION_SCORE_SHARD_SIZE = int(os.environ.get("PREDICTION_SCORE_SHARD_SIZE", "50000"))
-PREDICTION_EXPLAIN_WAIT_SECONDS = 30  # an API request waits this long for a worker's explanation
 PREDICTION_TRAIN_DEFAULTS: dict = {}  # TrainConfig fields overriding its defaults (tests: tiny sizes)
+# Real-time scores (predictions/realtime.py): a drain waits this long to gather a burst of events,
+# takes at most this many contacts per task, and explains them when they are at most this many.
+PREDICTION_RESCORE_DELAY_SECONDS = float(os.environ.get("PREDICTION_RESCORE_DELAY_SECONDS", "1.0"))
+PREDICTION_RESCORE_BATCH = 5000
+PREDICTION_REALTIME_EXPLAIN_MAX = int(os.environ.get("PREDICTION_REALTIME_EXPLAIN_MAX", "50"))
 
 LOGGING = build_logging(
     fmt=os.environ.get("LOG_FORMAT", "console"), level=os.environ.get("LOG_LEVEL", "INFO")

@@ -59,6 +59,10 @@ class Explanation:
     contact: int
     probability: float
     factors: list[Factor]
+    # The probability with no information about the contact (the calibrated mean output on the
+    # background); base_value + every contribution (the top factors + `other`) = probability.
+    base_value: float = 0.0
+    other: float = 0.0  # the contributions of the factors left out of `factors`
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -177,7 +181,8 @@ def explain_contacts(
     cutoff = frame.end_ts if cutoff is None else int(cutoff)
     samples = scorer.samples(frame, cutoff, contacts)
     batch: FeatureBatch = scorer.preprocessor.transform(frame, samples)
-    probabilities = scorer.calibrator(scorer.raw_scores(batch))
+    raw = scorer.raw_scores(batch)
+    probabilities = scorer.calibrator(raw)
     encoder, core = scorer.model.get_layer("encoder"), scorer.model.get_layer("core")
     sequence_names = [name for name in encoder.input]
 
@@ -191,12 +196,39 @@ def explain_contacts(
     step_values, aggregate_values = _per_input(values, 2)
     step_values = step_values.reshape(len(batch), batch.event_rows.shape[1], -1).sum(axis=-1)
     lookback = humanize_seconds(scorer.config.lookback_seconds)
+    base_raw, base_value = _base(scorer)
     explanations = []
     for i, contact in enumerate(samples.contacts):
         factors = _factors_for(
             i, batch, step_values, aggregate_values.reshape(len(batch), -1), frame, cutoff, lookback
         )
+        # SHAP values are in network-output units and add up to raw - base_raw (expected
+        # gradients: in expectation). The calibrator's secant slope between the two puts them in
+        # probability units; whatever SHAP's sampling leaves unexplained goes into `other`, so the
+        # parts always add up to the served probability.
+        probability = float(probabilities[i])
+        span = float(raw[i]) - base_raw
+        slope = (probability - base_value) / span if abs(span) > 1e-9 else _slope(scorer, base_raw)
+        factors = [Factor(f.text, f.contribution * slope, f.kind) for f in factors]
         factors.sort(key=lambda f: -abs(f.contribution))
         top = [Factor(f.text, round(f.contribution, 5), f.kind) for f in factors[:top_k]]
-        explanations.append(Explanation(int(contact), float(probabilities[i]), top))
+        other = probability - base_value - sum(f.contribution for f in top)
+        explanations.append(Explanation(int(contact), probability, top, base_value, other))
     return explanations
+
+
+def _base(scorer: Scorer) -> tuple[float, float]:
+    """(mean raw output on the background samples, its calibrated probability)."""
+    cached = getattr(scorer, "_explain_base", None)
+    if cached is None:
+        inputs = {k: tf.constant(v) for k, v in scorer.background.items()}
+        base_raw = float(np.mean(scorer._predict(inputs).numpy()))
+        cached = (base_raw, float(scorer.calibrator(np.array([base_raw]))[0]))
+        scorer._explain_base = cached
+    return cached
+
+
+def _slope(scorer: Scorer, at: float, step: float = 1e-4) -> float:
+    """The calibrator's derivative at a raw score (a central difference)."""
+    lo, hi = scorer.calibrator(np.array([max(at - step, 0.0), min(at + step, 1.0)]))
+    return float((hi - lo) / (min(at + step, 1.0) - max(at - step, 0.0)))

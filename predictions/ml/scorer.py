@@ -28,6 +28,8 @@ class ScoreResult:
     probabilities: np.ndarray
     cutoff: int
     threshold: float
+    # uncalibrated scores of the served model, aligned with `contacts`: the ranking key (percentiles)
+    raw_scores: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.contacts)
@@ -111,5 +113,5 @@ class Scorer:
         cutoff = frame.end_ts if cutoff is None else int(cutoff)
         samples = self.samples(frame, cutoff, contacts)
         batch = self.preprocessor.transform(frame, samples)
-        probabilities = self.calibrator(self.raw_scores(batch, batch_size))
-        return ScoreResult(samples.contacts, probabilities, cutoff, self.threshold)
+        raw = self.raw_scores(batch, batch_size)
+        return ScoreResult(samples.contacts, self.calibrator(raw), cutoff, self.threshold, raw)

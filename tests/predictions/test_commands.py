@@ -79,11 +79,14 @@ def test_score_without_an_active_model_or_with_a_corrupt_one_fails_with_the_reas
 
 
 def test_explain_gives_the_score_and_factors_in_words(synthetic_workspace, make_version):
-    make_version(synthetic_workspace)
-    payload = run("explain", "--workspace", "acme", "--contact", "syn3-1")
-    assert {"contact_id", "probability", "factors", "model_id", "as_of"} <= set(payload)
+    version = make_version(synthetic_workspace)
+    # the same list as GET /api/v1/contacts/{id}/predictions: newest score per target
+    [payload] = run("explain", "--workspace", "acme", "--contact", "syn3-1")
+    assert {"target", "probability", "percentile", "model_id", "scored_at", "base_value", "factors"} <= set(payload)
+    assert payload["model_id"] == version.pk and payload["target"] == "purchase"
     assert 0 < payload["probability"] < 1 and 1 <= len(payload["factors"]) <= 3
-    assert all(isinstance(f["text"], str) and f["text"] for f in payload["factors"])
+    assert all(isinstance(f["text"], str) and f["text"] and isinstance(f["value"], float)
+               for f in payload["factors"])
     out = io.StringIO()
     call_command("explain", "--workspace", "acme", "--contact", "syn3-1", stdout=out)
     assert "chance it buys within 7 days" in out.getvalue()

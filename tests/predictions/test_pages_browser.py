@@ -85,3 +85,19 @@ def test_other_members_get_404_on_models_pages(page, live_server, api, other_api
     login(page, live_server, "mia", "pw-123456")
     assert page.goto(f"{live_server.url}/dashboard/acme/models/").status == 404
     assert page.goto(f"{live_server.url}/dashboard/globex/models/{version.pk}/").status == 404
+
+
+def test_score_now_button_queues_a_run_and_shows_it(page, live_server, admin_login, synthetic_workspace,
+                                                    make_version):
+    from predictions.models import ScoringRun
+
+    version = make_version(synthetic_workspace)
+    login(page, live_server, *admin_login)
+    with mock.patch("predictions.services._send_scoring"):  # no worker here: the run stays queued
+        page.goto(f"{live_server.url}/dashboard/acme/models/{version.pk}/")
+        page.click("#score-now")
+        page.wait_for_selector("#last-run")
+    run = ScoringRun.objects.get()
+    assert run.model_version_id == version.pk and run.trigger == "page"
+    assert f"Scoring run {run.pk} queued" in page.inner_text("ul.messages")
+    assert "queued" in page.inner_text("#last-run")

@@ -169,10 +169,12 @@ def assert_scored_once(version: ModelVersion, worker: Worker, timeout: float = 1
     frame = workspace_frame(workspace_id=version.workspace_id)
     eligible = set(eligibles(version, frame, frame.end_ts).tolist())
     deadline = time.monotonic() + timeout
-    while not ContactScore.objects.filter(model_version=version).exists():
+    # a run's rows become current together at its end (staged rows are not current)
+    while not ContactScore.objects.filter(model_version=version, is_current=True).exists():
         assert time.monotonic() < deadline, f"no scores of model {version.pk}:\n{worker.tail()}"
         time.sleep(0.5)
-    contacts = list(ContactScore.objects.filter(workspace_id=version.workspace_id).values_list("contact_id", flat=True))
+    contacts = list(ContactScore.objects.filter(workspace_id=version.workspace_id, is_current=True)
+                    .values_list("contact_id", flat=True))
     assert len(contacts) == len(eligible) and set(contacts) == eligible
     assert not ContactScore.objects.exclude(model_version=version).exists()
 

@@ -8,11 +8,12 @@ import tempfile
 from pathlib import Path
 
 from django.core.management.base import CommandError
+from django.utils import timezone
 
 from funnel_site.cli import ContractCommand
 from predictions.models import Target
 
-CSV_HEADER = ["contact_id", "probability", "above_threshold", "model_id", "as_of"]
+CSV_HEADER = ["contact_id", "probability", "above_threshold", "model_id", "as_of", "percentile"]
 
 
 def model_for(workspace, *, target: str, model_id) -> object:
@@ -42,24 +43,25 @@ def write_csv_atomically(path: Path, rows) -> None:
         raise
 
 
-def scores_announce(*, workspace, target: str) -> list[dict]:
-    """Send `scores_updated` for a batch run; the segment receiver refreshes the workspace's
-    segments and returns their counts, which are printed."""
-    from predictions.signals import scores_updated
+def segments_refreshed_since(*, workspace, since) -> list[dict]:
+    """The segments refreshed by the run (its `scores_updated` signal, sent on commit, refreshes the
+    workspace's segments in this process): each one's newest size row written since `since`."""
+    from predictions.models import SegmentSize
 
-    responses = scores_updated.send(sender=Command, workspace_id=workspace.pk, target=target, contact_ids=None,
-                                    scoring_run_id=None)
-    return [
-        {key: segment[key] for key in ("segment_id", "name", "size", "entered", "exited")}
-        for _, response in responses if isinstance(response, dict)
-        for segment in response.get("segments", [])
-    ]
+    newest: dict[int, dict] = {}
+    rows = (SegmentSize.objects.filter(segment__workspace=workspace, at__gte=since)
+            .select_related("segment").order_by("at", "id"))
+    for row in rows:
+        newest[row.segment_id] = {"segment_id": row.segment_id, "name": row.segment.name, "size": row.size,
+                                  "entered": row.entered, "exited": row.exited}
+    return sorted(newest.values(), key=lambda s: (s["name"], s["segment_id"]))
 
 
 class Command(ContractCommand):
     help = (
         "Score every eligible contact (any own event within the model's lookback) with the active model as of "
-        "the newest event, store the scores, and optionally write them as CSV (contact_id,probability,...)."
+        "the newest event in a scoring run (here, in this process), make those the current scores, print the "
+        "run's counts, and optionally write them as CSV (contact_id,probability,...)."
     )
 
     def add_arguments(self, parser) -> None:
@@ -69,9 +71,9 @@ class Command(ContractCommand):
         parser.add_argument("--output", default=None, help="write contact_id,probability,... to this CSV file")
 
     def handle(self, *args, **options) -> None:
-        from predictions.frames import contact_external_ids, unix_to_datetime
-        from predictions.scoring import model_version_score, scores_prune, scores_store
-        from predictions.services import PredictionError
+        from predictions.models import ContactScore
+        from predictions.scoring import scoring_run_execute
+        from predictions.services import PredictionError, scoring_run_queue
 
         workspace = self.get_workspace(options["workspace"])
         version = model_for(workspace, target=options["target"], model_id=options["model"])
@@ -79,34 +81,37 @@ class Command(ContractCommand):
         if output is not None and not output.resolve().parent.is_dir():
             raise CommandError(f"--output {output}: the folder {output.resolve().parent} does not exist")
         try:
-            run = model_version_score(version=version)
+            run = scoring_run_queue(version=version, trigger="cli", send=False)
         except PredictionError as exc:
             raise CommandError(str(exc)) from None
-        stored = scores_store(run)
-        scores_prune(version=version, as_of=run.as_of)
-        segments = scores_announce(workspace=workspace, target=version.target)
-        as_of = unix_to_datetime(run.as_of)
+        started = timezone.now()
+        run = scoring_run_execute(run_id=run.pk)
+        if run.status != run.Status.SUCCEEDED:
+            raise CommandError(f"scoring run {run.pk} failed: {run.error}; the previous scores are kept")
+        segments = segments_refreshed_since(workspace=workspace, since=started)
+        threshold = version.threshold if version.threshold is not None else 0.5
+        scores = ContactScore.objects.filter(scoring_run=run, is_current=True)
+        above = scores.filter(probability__gte=threshold).count()
         if output is not None:
-            names = contact_external_ids(run.contacts)
-            order = sorted(range(len(run)), key=lambda i: -run.probabilities[i])
+            rows = scores.select_related("contact").order_by("-raw_score", "contact_id")
             write_csv_atomically(output, (
-                (names[int(run.contacts[i])], f"{run.probabilities[i]:.6f}",
-                 int(run.probabilities[i] >= run.threshold), version.pk, as_of.isoformat())
-                for i in order
+                (s.contact.external_id, f"{s.probability:.6f}", int(s.probability >= threshold), version.pk,
+                 run.as_of.isoformat(), f"{s.percentile:.3f}")
+                for s in rows.iterator(chunk_size=5000)
             ))
+        counts = run.counts
         payload = {
-            "model_id": version.pk,
-            "target": version.target,
-            "as_of": as_of,
-            "scored": stored,
-            "above_threshold": int((run.probabilities >= run.threshold).sum()),
-            "threshold": run.threshold,
+            "run_id": run.pk, "model_id": version.pk, "target": version.target, "as_of": run.as_of,
+            "status": run.status, "candidates": counts.get("candidates"), "eligible": counts.get("eligible"),
+            "scored": counts.get("scored"), "current": counts.get("current"), "shards": run.shards,
+            "seconds": run.duration_seconds, "above_threshold": above, "threshold": threshold,
             "output": str(output) if output else None,
             "segments": segments,
         }
         self.emit(options, payload,
-                  f"scored {stored} contacts with {version.target} model {version.pk} as of {as_of:%Y-%m-%d %H:%M:%S} "
-                  f"UTC ({payload['above_threshold']} above the threshold {run.threshold:.3f})"
-                  + (f"; wrote {output}" if output else "")
+                  f"scoring run {run.pk}: scored {payload['scored']} of {payload['candidates']} candidate contacts "
+                  f"({payload['eligible']} eligible, {run.shards} shard(s), {run.duration_seconds:.1f} s) with "
+                  f"{version.target} model {version.pk} as of {run.as_of:%Y-%m-%d %H:%M:%S} UTC "
+                  f"({above} above the threshold {threshold:.3f})" + (f"; wrote {output}" if output else "")
                   + "".join(f"\nsegment {s['name']!r}: {s['size']} members (+{s['entered']} entered, "
                             f"-{s['exited']} exited)" for s in segments))
