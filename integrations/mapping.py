@@ -37,8 +37,8 @@ def mapping_validate(mapping: object) -> dict[str, str]:
 def score_percentile(score: ContactScore) -> float | None:
     """The score's percentile among the model's scores (0-100), or None where scores have none yet.
 
-    One place reads it: the `percentile` field is added by the scoring work and may be absent."""
-    value = getattr(score, "percentile", None)
+    Stored by the scoring run (100 x the share of the run ranked at or below, by raw score)."""
+    value = score.percentile
     return None if value is None else round(float(value), 2)
 
 
@@ -70,7 +70,8 @@ def newest_scores(*, segment_id: int, targets: set[str]) -> dict[tuple[int, str]
         return {}
     members = SegmentMembership.objects.filter(segment_id=segment_id, exited_at__isnull=True).values("contact_id")
     scores = (
-        ContactScore.objects.filter(contact_id__in=members, target__in=targets, model_version__is_active=True)
+        ContactScore.objects.filter(contact_id__in=members, target__in=targets, model_version__is_active=True,
+                                    is_current=True)
         .order_by("contact_id", "target", "scored_at", "id")
     )
     newest: dict[tuple[int, str], ContactScore] = {}

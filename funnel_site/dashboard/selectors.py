@@ -142,7 +142,7 @@ def contact_latest_scores(*, contact: Contact) -> list:
     from predictions.models import ContactScore
 
     out, seen = [], set()
-    for score in ContactScore.objects.filter(contact=contact).select_related("model_version").order_by("-scored_at"):
+    for score in ContactScore.objects.filter(contact=contact, is_current=True).select_related("model_version").order_by("-scored_at"):
         if score.target not in seen:
             seen.add(score.target)
             out.append(score)
@@ -177,6 +177,6 @@ def model_scores(*, workspace: Workspace, model_id: int):
     version = ModelVersion.objects.filter(workspace=workspace, pk=model_id).defer("curves").first()
     if version is None:
         return None, iter(())
-    rows = (ContactScore.objects.filter(model_version=version).order_by("-probability", "contact_id")
+    rows = (ContactScore.objects.filter(model_version=version, is_current=True).order_by("-probability", "contact_id")
             .values_list("contact__external_id", "contact__email", "probability", "as_of").iterator(chunk_size=5000))
     return version, rows

@@ -1,10 +1,11 @@
 """Reads of segments: lists with sizes, members with their scores, size over time, and the one
 place that ranks scores for "top N %" and percentiles.
 
-Ranking (until the scoring runs store a `percentile`): the active model's stored scores of the
-target, by probability descending, then Contact id ascending. A contact's rank r (0-based) among
-n scores gives percentile 100 * (n - 1 - r) / n, and the top N % are the ceil(N * n / 100) first.
-At merge this is the one function to switch to the stored percentile.
+Ranking: the active model's current scores of the target (`ContactScore.is_current`), by the
+model's raw score descending (the ranking key of the scoring runs' percentiles: calibration ties
+never decide who is in), then Contact id ascending; rows without a raw score rank by probability.
+A contact's rank r (0-based) among n scores gives percentile 100 * (n - 1 - r) / n when the score
+has no stored percentile, and the top N % are the ceil(N * n / 100) first.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
+from django.db.models.functions import Coalesce
 
 from funnel_site.events.models import Workspace
 from predictions.models import ContactScore, ModelVersion, Segment, SegmentMembership, SegmentSize, Target
@@ -27,7 +29,9 @@ def active_scores(*, workspace: Workspace, target: str) -> tuple[ModelVersion | 
     version = ModelVersion.objects.filter(workspace=workspace, target=target, is_active=True).first()
     if version is None:
         return None, ContactScore.objects.none()
-    return version, ContactScore.objects.filter(model_version=version).order_by("-probability", "contact_id")
+    scores = (ContactScore.objects.filter(model_version=version, is_current=True)
+              .annotate(rank_key=Coalesce("raw_score", "probability")))
+    return version, scores.order_by(F("rank_key").desc(), "contact_id")
 
 
 def no_model_warning(*, workspace: Workspace, target: str) -> str:
@@ -67,14 +71,15 @@ def _ranks(*, version: ModelVersion, contact_ids: list[int]) -> dict[int, int]:
     """0-based rank of each scored contact of `contact_ids` in the version's ranking: one pass over
     the version's scores counting, for every asked contact at once, the scores ranked ahead of it
     (a per-contact count would cost its rank each)."""
-    scores = ContactScore.objects.filter(model_version=version)
-    mine = dict(scores.filter(contact_id__in=contact_ids).values_list("contact_id", "probability"))
+    scores = (ContactScore.objects.filter(model_version=version, is_current=True)
+              .annotate(rank_key=Coalesce("raw_score", "probability")))
+    mine = dict(scores.filter(contact_id__in=contact_ids).values_list("contact_id", "rank_key"))
     ranks: dict[int, int] = {}
     contacts = sorted(mine)
     for start in range(0, len(contacts), RANK_CHUNK):
         chunk = contacts[start : start + RANK_CHUNK]
         counts = scores.aggregate(**{
-            f"c{c}": Count("id", filter=Q(probability__gt=mine[c]) | Q(probability=mine[c], contact_id__lt=c))
+            f"c{c}": Count("id", filter=Q(rank_key__gt=mine[c]) | Q(rank_key=mine[c], contact_id__lt=c))
             for c in chunk
         })
         ranks.update({c: counts[f"c{c}"] for c in chunk})
@@ -91,14 +96,15 @@ def score_details(*, workspace: Workspace, contact_ids: list[int]) -> dict[int, 
             continue
         total = scores.count()
         ranks = _ranks(version=version, contact_ids=contact_ids)
-        rows = (ContactScore.objects.filter(model_version=version, contact_id__in=contact_ids)
-                .values("contact_id", "probability", "factors", "scored_at"))
+        rows = (ContactScore.objects.filter(model_version=version, is_current=True, contact_id__in=contact_ids)
+                .values("contact_id", "probability", "percentile", "factors", "scored_at"))
         for row in rows:
             factors = row["factors"] or []
             top = factors[0] if factors else None
             out[row["contact_id"]][target] = {
                 "probability": row["probability"],
-                "percentile": round(100 * (total - 1 - ranks[row["contact_id"]]) / total, 2),
+                "percentile": round(row["percentile"] if row["percentile"] is not None
+                                    else 100 * (total - 1 - ranks[row["contact_id"]]) / total, 2),
                 "top_factor": ({"text": top.get("text"), "value": top.get("value", top.get("contribution"))}
                                if top else None),
                 "model_id": version.pk,

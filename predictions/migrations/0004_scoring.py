@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('events', '0004_roles'),
-        ('predictions', '0002_segments'),
+        ('predictions', '0003_segments_more'),
     ]
 
     operations = [
