@@ -11,6 +11,7 @@ from django.http import Http404
 from django.shortcuts import render
 
 from funnel_site.events.models import Contact, Event, Workspace
+from funnel_site.events.selectors import event_stage_counts
 from funnel_site.events.stages import STAGES
 
 
@@ -75,7 +76,8 @@ def workspace_overview(request, slug: str):
             .order_by("day")
         )
         per_day = [(r["day"].strftime("%Y-%m-%d"), r["n"]) for r in rows]
-    stage_counts = dict(events.values_list("stage").annotate(n=Count("id")).values_list("stage", "n"))
+    # the derived stages of the read model: the same ones funnels and models use
+    stage_counts = event_stage_counts(workspace_id=ws.id)
     top_events = events.values("name").annotate(n=Count("id")).order_by("-n")[:15]
     context = {
         "workspace": ws,

@@ -11,6 +11,7 @@ Environment variables (every one optional):
   IMPORT_MIN_SHARD_BYTES (default 4 MiB), IMPORT_MAX_JOBS (default 8): parallel file import
   FUNNEL_QUERY_TIMEOUT_SECONDS (default 60), FUNNEL_CACHE_SECONDS (funnel results, default 600),
   FUNNEL_COLUMN_LOAD_TIMEOUT_SECONDS (a process's first load of a workspace's events, default 600)
+  READ_MODEL_DIR      the read model's snapshots on disk (default <VAR_DIR>/readmodel; empty: memory only)
   PREDICTION_TRAIN_TIME_LIMIT (s, default 3600), PREDICTION_AUTO_ACTIVATE (default false: activate a new
   model only when none is active, or explicitly), PREDICTION_SCORE_SHARD_SIZE (contacts, default 50000)
 """
@@ -208,6 +209,8 @@ FUNNEL_QUERY_TIMEOUT_SECONDS = float(os.environ.get("FUNNEL_QUERY_TIMEOUT_SECOND
 FUNNEL_CACHE_SECONDS = int(os.environ.get("FUNNEL_CACHE_SECONDS", "600"))
 FUNNEL_COLUMN_LOAD_TIMEOUT_SECONDS = float(os.environ.get("FUNNEL_COLUMN_LOAD_TIMEOUT_SECONDS", "600"))
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "funnel-plugin"}}
+# The read model's snapshots on disk, mapped by every process (funnel_site/events/snapshots.py); "" disables.
+READ_MODEL_DIR = os.environ.get("READ_MODEL_DIR", str(VAR_DIR / "readmodel"))
 
 # Predictions: training jobs (predictions/training.py) and scoring.
 PREDICTION_TRAIN_TIME_LIMIT = int(os.environ.get("PREDICTION_TRAIN_TIME_LIMIT", "3600"))
