@@ -207,8 +207,9 @@ class ColumnCache:
                 current = self._refresh(workspace_id, self._by_workspace.get(workspace_id))
             except DatabaseError as exc:
                 held = self._by_workspace.get(workspace_id)
+                reason = " ".join(str(exc).split())
                 raise ReadModelUnavailable(
-                    f"the events of workspace {workspace_id} cannot be read from the database ({exc}); "
+                    f"the events of workspace {workspace_id} cannot be read from the database ({reason}); "
                     + (f"this process holds them up to ingest-log row {held.seq} only, and does not answer "
                        "from them since newer ones may exist" if held else "no copy of them is held")
                 ) from exc

@@ -122,6 +122,12 @@ def snapshot_open(workspace_id: int) -> Snapshot | None:
 def _discard(path: Path) -> None:
     log.warning("read_model_snapshot_discarded", path=str(path))
     shutil.rmtree(path, ignore_errors=True)
+    pointer = path.parent / "CURRENT"
+    try:
+        if pointer.read_text().strip() == path.name:
+            pointer.unlink()
+    except FileNotFoundError:
+        pass
 
 
 @contextmanager
