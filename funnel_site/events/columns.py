@@ -61,8 +61,10 @@ class WorkspaceColumns:
     max_event_id: int = 0
     epoch: str = ""  # the ingest log's epoch and the newest log row read: what has been read
     seq: int = 0
-    last_range: tuple[int, int] = (0, 0)
+    last_range: tuple[int, ...] = (0, 0, 0)  # identifies log row `seq` (columns_read.log_range)
     on_disk: bool = False
+    # read inside a caller's transaction: may hold writes that transaction later rolls back
+    provisional: bool = False
 
     @property
     def size(self) -> int:
@@ -181,7 +183,7 @@ def _merged(old: WorkspaceColumns, delta: columns_read.Delta, *, to_disk: bool) 
     size = base.size + rows["event_id"].shape[0]
     max_id = max(base.max_event_id, int(rows["event_id"].max()) if rows["event_id"].shape[0] else 0)
     meta = {"names": names, "channels": channels, "max_event_id": max_id, "epoch": delta.state.epoch,
-            "seq": delta.state.seq, "last_range": delta.last_range}
+            "seq": delta.state.seq, "last_range": delta.last_range or base.last_range}
     fill = _filler(base, rows)
     if to_disk:
         snap = snapshots.snapshot_write(base.workspace_id, manifest={**meta, "size": size}, fill=fill)
@@ -190,7 +192,7 @@ def _merged(old: WorkspaceColumns, delta: columns_read.Delta, *, to_disk: bool) 
     for column, dtype in snapshots.COLUMNS.items():
         arrays[column] = np.empty(size, dtype=dtype)
         fill(column, arrays[column])
-    return WorkspaceColumns(workspace_id=base.workspace_id, **arrays, **meta)
+    return WorkspaceColumns(workspace_id=base.workspace_id, **arrays, **meta, provisional=connection.in_atomic_block)
 
 
 class ColumnCache:
@@ -221,10 +223,14 @@ class ColumnCache:
 
     def _refresh(self, workspace_id: int, current: WorkspaceColumns | None) -> WorkspaceColumns:
         state = columns_read.log_state(workspace_id=workspace_id)
-        if current is not None and (current.epoch, current.seq) == (state.epoch, state.seq):
+        if current is not None and (
+            current.epoch != state.epoch or current.seq > state.seq
+            or (current.provisional and current.seq
+                and columns_read.log_range(workspace_id=workspace_id, seq=current.seq) != current.last_range)
+        ):
+            current = None  # another log (a recreated database), or rolled-back rows: start again
+        if current is not None and current.seq == state.seq:
             return current
-        if current is not None and current.epoch != state.epoch:
-            current = None  # another log (a recreated database, a rolled-back test): start again
         if not (snapshots.snapshots_enabled() and not connection.in_atomic_block and state.seq):
             delta = columns_read.log_delta(workspace_id=workspace_id, after_seq=current.seq if current else 0,
                                            epoch=state.epoch)

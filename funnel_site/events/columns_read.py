@@ -57,7 +57,7 @@ class Delta:
 
     state: LogState
     full: bool  # every event of the workspace (a first load), not only the rows' ranges
-    last_range: tuple[int, int]  # the id range of log row state.seq (identifies it)
+    last_range: tuple[int, int, int] | None  # identifies log row state.seq (`log_range`); None: no rows
     columns: dict[str, np.ndarray]
     name_pairs: list[tuple[int, str]]
     channel_pairs: list[tuple[int, str]]
@@ -72,11 +72,16 @@ def log_state(*, workspace_id: int) -> LogState:
     return LogState(epoch=row[0], seq=int(row[1])) if row else LogState(epoch="", seq=0)
 
 
-def log_range(*, workspace_id: int, seq: int) -> tuple[int, int] | None:
-    """The id range of log row `seq` (a snapshot on disk names it, to be checked against the database)."""
+def _identity(first_id: int, last_id: int, committed_at) -> tuple[int, int, int]:
+    return (int(first_id), int(last_id), int(committed_at.timestamp() * 1_000_000))
+
+
+def log_range(*, workspace_id: int, seq: int) -> tuple[int, int, int] | None:
+    """What identifies log row `seq`: its id range and commit time (a snapshot names it, to be checked:
+    a row rolled back and written again, or a recreated database, has the same number, not these)."""
     row = IngestLogEntry.objects.filter(workspace_id=workspace_id, seq=seq).values_list(
-        "first_event_id", "last_event_id").first()
-    return (int(row[0]), int(row[1])) if row else None
+        "first_event_id", "last_event_id", "committed_at").first()
+    return _identity(*row) if row else None
 
 
 @contextmanager
@@ -115,10 +120,10 @@ def log_delta(*, workspace_id: int, after_seq: int, epoch: str) -> Delta:
         rows = list(
             IngestLogEntry.objects.filter(workspace_id=workspace_id, seq__gt=0 if full else after_seq,
                                           seq__lte=state.seq)
-            .order_by("seq").values_list("seq", "first_event_id", "last_event_id")
+            .order_by("seq").values_list("seq", "first_event_id", "last_event_id", "committed_at")
         )
-        last_range = (rows[-1][1], rows[-1][2]) if rows else (0, 0)
-        ranges = None if full else _disjoint([(a, b) for _, a, b in rows])
+        last_range = _identity(*rows[-1][1:]) if rows else None
+        ranges = None if full else _disjoint([(a, b) for _, a, b, _ in rows])
         if ranges == []:
             fetched = _empty_fetch()
         elif connection.vendor == "postgresql":

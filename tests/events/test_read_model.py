@@ -272,3 +272,20 @@ def test_funnel_api_answers_503_when_the_read_model_cannot_catch_up(api, monkeyp
     resp = api.post("/api/v1/funnels/query", json.dumps({"steps": ["Page Viewed", "buy"]}), content_type="application/json")
     assert resp.status_code == 503 and "cannot be read from the database" in resp.json()["error"]
 
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rows_read_inside_a_rolled_back_transaction_are_forgotten():
+    from django.db import transaction
+
+    workspace, _ = workspace_create(slug="acme")
+    events_ingest(workspace=workspace, items=_items("a", ["Page Viewed"], 0, "a"))
+    with transaction.atomic():
+        events_ingest(workspace=workspace, items=_items("x", ["Order Completed"] * 2, 5, "x"))
+        inside = workspace_columns(workspace.id)
+        assert inside.size == 3 and inside.seq == 2 and inside.provisional
+        transaction.set_rollback(True)
+    events_ingest(workspace=workspace, items=_items("b", ["Product Viewed"], 9, "b"))  # log row 2 again
+    after = workspace_columns(workspace.id)
+    assert after.seq == 2 and not after.provisional
+    assert sorted(after.event_id.tolist()) == _stored(workspace) and after.size == 2
