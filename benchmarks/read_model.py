@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -120,16 +119,21 @@ def load(rows: dict[str, np.ndarray], contacts: int) -> dict[str, float]:
 
 
 def memory() -> dict[str, float]:
-    """RSS, PSS and USS (private clean + dirty) of this process in MB, from /proc/self/smaps_rollup."""
+    """RSS, PSS and USS (private clean + dirty) of this process in MB, from /proc/self/smaps_rollup, and
+    its peak RSS (VmHWM: ru_maxrss would report the parent's peak, kept across fork and exec)."""
     fields = {}
     with open("/proc/self/smaps_rollup") as rollup:
         for line in rollup:
             parts = line.split()
             if len(parts) >= 2 and parts[0].endswith(":") and parts[1].isdigit():
                 fields[parts[0][:-1]] = int(parts[1]) / 1024
+    peak = 0.0
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                peak = int(line.split()[1]) / 1024
     return {"rss_mb": fields.get("Rss", 0.0), "pss_mb": fields.get("Pss", 0.0),
-            "uss_mb": fields.get("Private_Clean", 0.0) + fields.get("Private_Dirty", 0.0),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "uss_mb": fields.get("Private_Clean", 0.0) + fields.get("Private_Dirty", 0.0), "peak_rss_mb": peak}
 
 
 def child(args: argparse.Namespace) -> int:
@@ -184,15 +188,22 @@ def ingest_new(workspace, count: int, seed: int) -> float:
     from funnel_site.events.services import events_ingest
 
     rng = np.random.default_rng(seed)
+    tag = time.time_ns()  # new message ids on every run (--reuse keeps the earlier runs' events)
     started = time.perf_counter()
     for start in range(0, count, 10_000):
         n = min(10_000, count - start)
         items = [(i, {"contact_id": f"b{int(c)}", "event": base.FIVE_STEPS[int(k)],
-                      "timestamp": 1_772_000_000 + int(t), "message_id": f"new-{seed}-{start + i}"})
+                      "timestamp": 1_772_000_000 + int(t), "message_id": f"new-{tag}-{start + i}"})
                  for i, (c, k, t) in enumerate(zip(rng.integers(0, 1000, n), rng.integers(0, 5, n),
                                                   rng.integers(0, 86_400, n), strict=True))]
         events_ingest(workspace=workspace, items=items)
     return time.perf_counter() - started
+
+
+def _count_events(workspace) -> int:
+    from funnel_site.events.models import Event
+
+    return Event.objects.filter(workspace=workspace).count()
 
 
 def measure(args: argparse.Namespace, snapshot_dir: Path) -> dict:
@@ -215,6 +226,7 @@ def measure(args: argparse.Namespace, snapshot_dir: Path) -> dict:
     refreshed = workspace_columns(workspace.id)
     figures["refresh_seconds"] = time.perf_counter() - started
     figures["refresh_events"] = refreshed.size - cols.size
+    figures["new_version_same_counts_as_database"] = refreshed.size == _count_events(workspace)
     figures["after_refresh"] = run_child("query", env)
     first = spawn("query", env, hold=True)
     figures["first_process"] = json.loads(first.stdout.readline())
@@ -244,6 +256,8 @@ def report(args: argparse.Namespace, loaded: dict | None, f: dict) -> None:
     print(f"{'refresh after new events (tail + new version)':<44} {f['refresh_seconds']:>7.2f}s  "
           f"({f['refresh_events']:,} events, ingested in {f['ingest_seconds']:.1f}s through events_ingest)")
     print(line("fresh process after the refresh", f["after_refresh"]))
+    print(f"the refreshed read model holds every event of the database: "
+          f"{'yes' if f['new_version_same_counts_as_database'] else 'NO'}")
     idle, one, two = f["idle_process"], f["first_process"], f["second_process"]
     print(f"memory, MB: {'':<22} {'RSS':>7} {'PSS':>7} {'USS':>7} {'peak RSS':>9}")
     for label, m in (("idle Django process", idle), ("first serving process", one),
@@ -263,7 +277,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         return child(args)
     os.environ.setdefault("DATABASE_URL", DEFAULT_URL)
-    reused = base.prepare_database(args)
+    reused = False
+    if args.reuse:  # earlier runs added --new-events each: at least --events, and the same contacts
+        sizes = base._loaded_sizes(os.environ["DATABASE_URL"])
+        reused = bool(sizes) and sizes[0] >= args.events and sizes[1] == args.contacts
+    if not reused:
+        args.reuse = False
+        base.prepare_database(args)
     with tempfile.TemporaryDirectory(prefix="readmodel-bench-") as scratch:
         os.environ["READ_MODEL_DIR"] = scratch
         base.setup_django()

@@ -63,6 +63,7 @@ class WorkspaceColumns:
     seq: int = 0
     last_range: tuple[int, ...] = (0, 0, 0)  # identifies log row `seq` (columns_read.log_range)
     on_disk: bool = False
+    snapshot_name: str = ""  # the version directory mapped, when on disk
     # read inside a caller's transaction: may hold writes that transaction later rolls back
     provisional: bool = False
 
@@ -104,7 +105,7 @@ def _from_snapshot(workspace_id: int, snap: snapshots.Snapshot) -> WorkspaceColu
     return WorkspaceColumns(
         workspace_id=workspace_id, **snap.arrays, names=list(m["names"]), channels=list(m["channels"]),
         max_event_id=int(m["max_event_id"]), epoch=m["epoch"], seq=int(m["seq"]),
-        last_range=tuple(m["last_range"]), on_disk=True,
+        last_range=tuple(m["last_range"]), on_disk=True, snapshot_name=snap.path.name,
     )
 
 
@@ -257,6 +258,8 @@ class ColumnCache:
     def _newer_on_disk(workspace_id: int, current: WorkspaceColumns | None,
                        state: columns_read.LogState) -> WorkspaceColumns | None:
         """The snapshot on disk when it is of this log and newer than `current`; else `current`."""
+        if current is not None and current.on_disk and snapshots.current_name(workspace_id) == current.snapshot_name:
+            return current  # the newest version is the one mapped already: no need to check it again
         try:
             snap = snapshots.snapshot_open(workspace_id)
         except snapshots.SnapshotCorrupt as exc:

@@ -80,6 +80,14 @@ def _crc(array: np.ndarray) -> int:
     return crc
 
 
+def current_name(workspace_id: int) -> str:
+    """The name of the newest version ('' when there is none)."""
+    try:
+        return (workspace_dir(workspace_id) / "CURRENT").read_text().strip()
+    except FileNotFoundError:
+        return ""
+
+
 def snapshot_open(workspace_id: int) -> Snapshot | None:
     """The newest version of the workspace, mapped and verified; None when there is none.
 
