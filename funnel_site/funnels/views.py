@@ -13,6 +13,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from funnel_site.dashboard.views import workspace_for
+from funnel_site.events.columns import ReadModelUnavailable
 from funnel_site.funnels import charts
 from funnel_site.funnels.engine import FunnelDefinitionError, FunnelTimeoutError
 from funnel_site.funnels.forms import FunnelExplorerForm, initial_from_definition
@@ -69,7 +70,7 @@ def funnel_explorer(request, slug: str):
             run = funnel_query(workspace=workspace, spec=spec)
         except FunnelDefinitionError as exc:
             context["error"] = f"{exc.field}: {exc.reason}"
-        except FunnelTimeoutError as exc:
+        except (FunnelTimeoutError, ReadModelUnavailable) as exc:
             context["error"] = str(exc)
         else:
             context.update(_result_context(run.payload))
