@@ -187,8 +187,8 @@ def ingest_new(workspace, count: int, seed: int) -> float:
     """`count` new events through the ingestion service, in 10,000-event batches; seconds."""
     from funnel_site.events.services import events_ingest
 
-    rng = np.random.default_rng(seed)
-    tag = time.time_ns()  # new message ids on every run (--reuse keeps the earlier runs' events)
+    tag = time.time_ns()  # new events on every run (--reuse keeps the earlier runs' events)
+    rng = np.random.default_rng([seed, tag % 2**32])
     started = time.perf_counter()
     for start in range(0, count, 10_000):
         n = min(10_000, count - start)
