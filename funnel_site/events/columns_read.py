@@ -88,10 +88,9 @@ def log_range(*, workspace_id: int, seq: int) -> tuple[int, int, int] | None:
 def _one_snapshot() -> Iterator[None]:
     outer = connection.in_atomic_block
     with transaction.atomic():
-        if connection.vendor == "postgresql":
+        if connection.vendor == "postgresql" and not outer:  # a caller's transaction keeps its settings
             with connection.cursor() as cursor:
-                if not outer:
-                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 limit = float(getattr(settings, "FUNNEL_COLUMN_LOAD_TIMEOUT_SECONDS", 600))
                 cursor.execute("SELECT set_config('statement_timeout', %s, true)", [f"{int(limit * 1000)}ms"])
         yield
