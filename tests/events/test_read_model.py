@@ -289,3 +289,31 @@ def test_rows_read_inside_a_rolled_back_transaction_are_forgotten():
     after = workspace_columns(workspace.id)
     assert after.seq == 2 and not after.provisional
     assert sorted(after.event_id.tolist()) == _stored(workspace) and after.size == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_another_process_maps_the_version_this_one_wrote(settings):
+    """A second process finds the workspace's version on disk and maps it: it neither reads every
+    event from the database nor writes a version of its own."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, subprocess_env
+
+    workspace, _ = workspace_create(slug="acme")
+    events_ingest(workspace=workspace, items=_items("a", ["Page Viewed", "Order Completed", "buy"], 0, "a"))
+    here = workspace_columns(workspace.id)
+    pointer = snapshots.workspace_dir(workspace.id) / "CURRENT"
+    written = pointer.stat().st_mtime_ns
+    env = {**subprocess_env(), "READ_MODEL_DIR": settings.READ_MODEL_DIR}
+    script = (
+        "import django, json; django.setup()\n"
+        "from funnel_site.events.columns import workspace_columns\n"
+        f"c = workspace_columns({workspace.id})\n"
+        "print(json.dumps({'on_disk': c.on_disk, 'name': c.snapshot_name, 'ids': sorted(c.event_id.tolist())}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=120, check=True)
+    there = json.loads(out.stdout.strip().splitlines()[-1])
+    assert there == {"on_disk": True, "name": here.snapshot_name, "ids": _stored(workspace)}
+    assert pointer.stat().st_mtime_ns == written  # mapped, not rewritten
