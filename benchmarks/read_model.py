@@ -22,7 +22,8 @@ and reports its timings and /proc/self/smaps_rollup. Printed:
   fresh process then pays;
 - a second process serving the same workspace while the first is alive: RSS, PSS and USS (private
   pages: what it adds), beside an idle Django process with the same imports;
-- peak RSS (ru_maxrss) of every process.
+- peak RSS (VmHWM) of every process;
+- what the log costs ingestion: 3 writer threads with and without its statements, alternated.
 """
 
 from __future__ import annotations
@@ -200,6 +201,48 @@ def ingest_new(workspace, count: int, seed: int) -> float:
     return time.perf_counter() - started
 
 
+def log_cost(rounds: int = 3) -> dict:
+    """Ingest with and without the log's statements, alternated in this process (3 writer threads,
+    8 batches of 2,000 events each, a workspace of its own): what logging costs ingestion."""
+    import threading
+
+    from django.db import connection
+
+    from funnel_site.events import ingestlog
+    from funnel_site.events.services import events_ingest, workspace_create
+
+    workspace, _ = workspace_create(slug=f"log-cost-{time.time_ns()}")
+    real = (ingestlog.ingest_log_append, ingestlog.event_id_floor, ingestlog.event_id_ceiling)
+    skipped = (lambda **_: 0, lambda: 0, lambda: 0)
+
+    def writers(tag: str) -> float:
+        def write(k: int) -> None:
+            for r in range(8):
+                events_ingest(workspace=workspace, items=[
+                    (i, {"contact_id": f"c{k}-{i % 500}", "event": "Page Viewed", "timestamp": 1_767_225_600 + i,
+                         "message_id": f"{tag}-{k}-{r}-{i}"}) for i in range(2000)])
+            connection.close()
+
+        started = time.perf_counter()
+        threads = [threading.Thread(target=write, args=(k,)) for k in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return time.perf_counter() - started
+
+    out: dict = {"with_log": [], "without_log": []}
+    try:
+        for n in range(rounds):
+            ingestlog.ingest_log_append, ingestlog.event_id_floor, ingestlog.event_id_ceiling = real
+            out["with_log"].append(writers(f"w{n}"))
+            ingestlog.ingest_log_append, ingestlog.event_id_floor, ingestlog.event_id_ceiling = skipped
+            out["without_log"].append(writers(f"o{n}"))
+    finally:
+        ingestlog.ingest_log_append, ingestlog.event_id_floor, ingestlog.event_id_ceiling = real
+    return out
+
+
 def _count_events(workspace) -> int:
     from funnel_site.events.models import Event
 
@@ -234,6 +277,7 @@ def measure(args: argparse.Namespace, snapshot_dir: Path) -> dict:
     first.stdin.write("\n")
     first.stdin.flush()
     first.wait()
+    figures["log_cost"] = log_cost()
     figures["parent"] = memory()
     return figures
 
@@ -265,6 +309,10 @@ def report(args: argparse.Namespace, loaded: dict | None, f: dict) -> None:
         print(f"  {label:<32} {m['rss_mb']:>7.0f} {m['pss_mb']:>7.0f} {m['uss_mb']:>7.0f} {m['peak_rss_mb']:>9.0f}")
     print(f"the second process adds {two['uss_mb'] - idle['uss_mb']:.0f} MB of private memory (USS over an idle "
           f"process), {two['rss_mb'] - idle['rss_mb']:.0f} MB of RSS (mapped snapshot pages included, shared)")
+    cost = f["log_cost"]
+    print(f"ingest, 3 threads x 8 batches x 2,000 events, alternated: with the log "
+          f"{' / '.join(f'{x:.2f}' for x in cost['with_log'])}s, without its statements "
+          f"{' / '.join(f'{x:.2f}' for x in cost['without_log'])}s")
     same = f["cold_without_snapshot"]["counts"] == f["cold_with_snapshot"]["counts"]
     print(f"same counts with and without the snapshot: {'yes' if same else 'NO'}; after the refresh "
           f"{f['after_refresh']['counts']}")
