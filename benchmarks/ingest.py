@@ -173,10 +173,8 @@ def measure_copy(csv_path: Path, count: int, workdir: Path, connections: int = 1
 
     from funnel_site.events import store
     from funnel_site.events.services import workspace_create
-    from funnel_site.events.stages import StageResolver
 
     workspace, _ = workspace_create(slug=f"bench-copy-{connections}")
-    resolver = StageResolver.for_workspace(workspace.id)
     external, campaigns = {}, {}
     for row in read_csv(csv_path, count):
         external[row[0]] = None
@@ -191,7 +189,7 @@ def measure_copy(csv_path: Path, count: int, workdir: Path, connections: int = 1
     with open(text_path, "w") as out:
         batch = []
         for row in read_csv(csv_path, count):
-            batch.append((workspace.id, contact_ids[row[0]], row[1], resolver.stage_of(row[1]),
+            batch.append((workspace.id, contact_ids[row[0]], row[1],
                           datetime.fromisoformat(row[2]), now, campaign_ids.get(row[3]), row[4],
                           float(row[5]) if row[5] else None, row[7] or "{}", row[6]))
             if len(batch) == 50_000:

@@ -156,13 +156,20 @@ def workspace_event_names(*, workspace: Workspace, limit: int = 300) -> list[str
 
 
 def workspace_settings(*, workspace: Workspace) -> dict[str, Any]:
-    """The stage map (overrides and the names seen with their stage), API keys and members."""
-    names = (
-        Event.objects.filter(workspace=workspace).values("name", "stage").annotate(n=Count("id")).order_by("-n")[:100]
-    )
+    """The stage map (overrides and the names seen with their stage), API keys and members.
+
+    A name's stage is the map's (funnel_site.events.stages: the one derivation); a repeat purchase
+    is loyalty per event, which a per-name table cannot show."""
+    from funnel_site.events.stages import StageResolver
+
+    resolver = StageResolver.for_workspace(workspace.id)
+    names = [
+        {**row, "stage": resolver.stage_of(row["name"])}
+        for row in Event.objects.filter(workspace=workspace).values("name").annotate(n=Count("id")).order_by("-n")[:100]
+    ]
     return {
         "mappings": list(StageMapping.objects.filter(workspace=workspace).order_by("event_name")),
-        "seen_names": list(names),
+        "seen_names": names,
         "stages": STAGES,
         "api_keys": list(ApiKey.objects.filter(workspace=workspace).order_by("revoked_at", "-created_at")),
         "members": list(Membership.objects.filter(workspace=workspace).select_related("user").order_by("user__username")),

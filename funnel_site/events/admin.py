@@ -86,8 +86,8 @@ class CampaignAdmin(admin.ModelAdmin):
 class EventAdmin(admin.ModelAdmin):
     """Events are append-only: the admin shows them and never edits or deletes."""
 
-    list_display = ["name", "stage", "contact", "timestamp", "campaign", "channel", "value", "workspace"]
-    list_filter = ["workspace", "stage", "channel"]
+    list_display = ["name", "contact", "timestamp", "campaign", "channel", "value", "workspace"]
+    list_filter = ["workspace", "channel"]
     search_fields = ["name", "message_id", "contact__external_id"]
     list_select_related = ["contact", "campaign", "workspace"]
     date_hierarchy = "timestamp"

@@ -17,6 +17,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from funnel_site.events.auth import request_workspace
 from funnel_site.events.body import BodyError, read_json_body
 from funnel_site.events.models import Campaign, Contact, Event
+from funnel_site.events.selectors import event_stages
 from funnel_site.events.services import IngestResult, events_ingest
 
 
@@ -135,6 +136,10 @@ INGEST_RESULT = inline_serializer(
 class EventSerializer(serializers.ModelSerializer):
     contact_id = serializers.CharField(source="contact.external_id")
     campaign = serializers.CharField(source="campaign.key", allow_null=True, default=None)
+    stage = serializers.SerializerMethodField(help_text="derived: the name's stage, a repeat purchase loyalty")
+
+    def get_stage(self, event: Event) -> str:
+        return self.context["stages"][event.id]
 
     class Meta:
         model = Event
@@ -183,7 +188,8 @@ class EventsApi(generics.GenericAPIView):
         if name := query.validated_data.get("name"):
             qs = qs.filter(name=name)
         page = self.paginate_queryset(qs)
-        return self.get_paginated_response(EventSerializer(page, many=True).data)
+        stages = event_stages(workspace_id=workspace.id, events=page)
+        return self.get_paginated_response(EventSerializer(page, many=True, context={"stages": stages}).data)
 
 
 class ContactSerializer(serializers.ModelSerializer):

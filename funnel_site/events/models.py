@@ -156,7 +156,8 @@ class Event(models.Model):
         Contact, on_delete=models.CASCADE, related_name="events", db_constraint=False, db_index=False
     )
     name = models.CharField(max_length=200)
-    stage = models.CharField(max_length=16, choices=FunnelStage.choices, blank=True)
+    # No stored stage: it depends on the contact's other purchases (a repeat purchase is loyalty),
+    # which can arrive later, so it is derived in one place (`stages.derive_stages`) on read.
     timestamp = models.DateTimeField()
     received_at = models.DateTimeField(default=timezone.now)
     # Indexed only where set (the partial index below): most events have no campaign.
@@ -185,3 +186,35 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.timestamp:%Y-%m-%d %H:%M}"
+
+
+class IngestCounter(models.Model):
+    """Per workspace: the sequence number of its newest ingest-log row, and the log's epoch.
+
+    Every ingest transaction increments `seq` as its last statement; the row lock it takes is held
+    until commit, so log sequence numbers follow commit order (see `funnel_site.events.ingestlog`).
+    `epoch` is random per counter: a snapshot on disk made from another database (or from one since
+    recreated) names another epoch and is not used.
+    """
+
+    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    seq = models.BigIntegerField(default=0)
+    epoch = models.CharField(max_length=32)
+
+
+class IngestLogEntry(models.Model):
+    """One committed ingest transaction: its place in commit order and the range of its event ids.
+
+    The range may also hold ids of concurrent transactions (ids are drawn from one sequence by all
+    writers); a reader fetches the range and keeps the ids it has not read yet.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)
+    seq = models.BigIntegerField()
+    first_event_id = models.BigIntegerField()
+    last_event_id = models.BigIntegerField()
+    events = models.IntegerField()
+    committed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "seq"], name="uniq_ingest_log_seq")]

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from funnel_site.events import store
+from funnel_site.events import ingestlog, store
 from funnel_site.events.models import ApiKey, Event, Workspace
 from funnel_site.events.signals import events_ingested
 from funnel_site.events.stages import PURCHASE, StageResolver
@@ -189,7 +189,8 @@ def _store_valid(
     *, workspace: Workspace, valid: list[ValidEvent], now: datetime, resolver: StageResolver,
     result: IngestResult,
 ) -> list[int]:
-    # Locked: the first purchase read here decides which purchases are repeat ones (loyalty).
+    # Locked (in id order): concurrent batches of one contact update its first/last seen and first
+    # purchase one after the other.
     contacts = store.contacts_ensure(
         workspace_id=workspace.id, external_ids=list(dict.fromkeys(v.contact_id for v in valid)), lock=True
     )
@@ -201,7 +202,7 @@ def _store_valid(
         workspace_id=workspace.id, keys=list(channels), channels=channels
     )
 
-    # Per contact: the batch's time range and its earliest purchase (for repeat-purchase staging).
+    # Per contact: the batch's time range and its earliest purchase (Contact.first_purchase_at).
     span: dict[str, list] = {}
     profiles: dict[str, tuple[str, dict]] = {}
     events: list[ValidEvent] = []
@@ -232,35 +233,23 @@ def _store_valid(
             if stage == PURCHASE and (s[2] is None or ts < s[2]):
                 s[2] = ts
 
-    rows = []
     updates = []
-    restage: list[int] = []
-    purchase_names: set[str] = set()
     for ext, (fs, ls, fp) in span.items():
         cid, old_fs, old_ls, old_fp, _, _ = contacts[ext]
         new_fp = fp if old_fp is None or (fp is not None and fp < old_fp) else old_fp
-        if old_fp is not None and new_fp < old_fp:
-            restage.append(cid)  # an earlier purchase arrived late
         if (old_fs is None or fs < old_fs) or (old_ls is None or ls > old_ls) or new_fp != old_fp:
             updates.append((cid, fs, ls, fp))
-        span[ext] = [cid, new_fp]
+        span[ext] = cid
     workspace_id = workspace.id
     dumps_json = store.dumps_json
+    rows = []
     append = rows.append
     for v in events:
-        cid, first_purchase = span[v.contact_id]
-        name = v.name
-        stage = stage_of[name]
-        if stage == PURCHASE:
-            purchase_names.add(name)
-            if first_purchase is not None and v.timestamp > first_purchase:
-                stage = "loyalty"
         append(
             (
                 workspace_id,
-                cid,
-                name,
-                stage,
+                span[v.contact_id],
+                v.name,
                 v.timestamp,
                 now,
                 campaign_ids.get(v.campaign) if v.campaign else None,
@@ -270,12 +259,11 @@ def _store_valid(
                 v.message_id,
             )
         )
+    first_id = ingestlog.event_id_floor() + 1 if rows else 0
     inserted = store.events_insert(rows)
-    touched = [span[ext][0] for ext in span] if inserted else []
+    touched = list(span.values()) if inserted else []
     result.duplicates += len(rows) - inserted
     store.contacts_update(updates)
-    if restage:
-        store.events_restage_repeat_purchases(contact_ids=restage, purchase_names=sorted(purchase_names))
     if profiles:
         changed = []
         for ext, (email, traits) in profiles.items():
@@ -286,4 +274,10 @@ def _store_valid(
                 changed.append((cid, new_email, merged))
         store.contacts_set_profile(changed)
     result.imported += inserted
+    if inserted:
+        # Last: the log's counter lock is held until commit and orders readers (see ingestlog).
+        ingestlog.ingest_log_append(
+            workspace_id=workspace_id, first_event_id=first_id, last_event_id=ingestlog.event_id_ceiling(),
+            events=inserted,
+        )
     return touched

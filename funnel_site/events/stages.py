@@ -2,12 +2,20 @@
 
 Names are compared normalised (case, spaces, underscores and hyphens ignored), so `Product Added`,
 `product_added` and `product-added` are one name. A workspace can override any name through
-`StageMapping` rows. A purchase after the contact's first purchase is staged `loyalty` by ingestion.
+`StageMapping` rows. A purchase after the contact's first purchase is `loyalty`.
+
+The stage of an event is derived, never stored: `derive_stages` is the one definition, used by the
+read model (funnels, training, scoring, the overview page) and by the events API alike. A purchase
+is a repeat purchase when another purchase of the same contact comes before it in (timestamp,
+event id) order: of two purchases at the same timestamp, the one stored first (lower id) is the
+first purchase and the other is loyalty.
 """
 
 from __future__ import annotations
 
 import re
+
+import numpy as np
 
 AWARENESS, INTEREST, CONSIDERATION, PURCHASE, LOYALTY = (
     "awareness",
@@ -17,6 +25,8 @@ AWARENESS, INTEREST, CONSIDERATION, PURCHASE, LOYALTY = (
     "loyalty",
 )
 STAGES = (AWARENESS, INTEREST, CONSIDERATION, PURCHASE, LOYALTY)
+NO_STAGE = -1
+STAGE_CODES = {stage: i for i, stage in enumerate(STAGES)}
 
 _DEFAULTS: dict[str, tuple[str, ...]] = {
     AWARENESS: (
@@ -134,3 +144,30 @@ class StageResolver:
 def is_outbound(name: str) -> bool:
     """True for events the platform sends (not the contact's own activity)."""
     return normalise_event_name(name) in OUTBOUND_KEYS
+
+
+def derive_stages(name_stage: np.ndarray, contact: np.ndarray) -> np.ndarray:
+    """The stage code (int8, -1 none) of each event: its name's stage, a repeat purchase as loyalty.
+
+    `name_stage` is the int8 stage code of each event's name (`StageResolver.stage_of`) and
+    `contact` its contact id; both in (contact, timestamp, event id) order, which is what makes
+    "an earlier purchase of the same contact" the running count of purchases within the contact.
+    """
+    stage = np.asarray(name_stage, dtype=np.int8)
+    n = stage.shape[0]
+    is_purchase = stage == STAGE_CODES[PURCHASE]
+    if not is_purchase.any():
+        return stage
+    starts = np.ones(n, dtype=bool)
+    starts[1:] = contact[1:] != contact[:-1]
+    cum = np.cumsum(is_purchase)
+    group_start = np.maximum.accumulate(np.where(starts, np.arange(n), 0))
+    before = cum - np.where(group_start > 0, cum[group_start - 1], 0)  # purchases so far, this one included
+    stage = stage.copy()
+    stage[is_purchase & (before > 1)] = STAGE_CODES[LOYALTY]
+    return stage
+
+
+def stage_name(code: int) -> str:
+    """The stage name of a code from `derive_stages` ('' for none)."""
+    return STAGES[code] if code >= 0 else ""

@@ -19,7 +19,6 @@ EVENT_COLUMNS = (
     "workspace_id",
     "contact_id",
     "name",
-    "stage",
     "timestamp",
     "received_at",
     "campaign_id",
@@ -53,8 +52,8 @@ def contacts_fetch(*, workspace_id: int, external_ids: Sequence[str], lock: bool
 
     ``lock``: on PostgreSQL, take the rows' locks (in id order, so that two writers never wait on
     each other in a cycle) and read their newest committed values. The ingest service reads a
-    contact's first purchase this way before it stages a purchase, so concurrent batches (HTTP
-    requests, the processes of a parallel import) stage repeat purchases exactly as one would.
+    contact's first/last seen and first purchase this way, so concurrent batches (HTTP requests,
+    the processes of a parallel import) update them one after the other.
     """
     found: dict[str, tuple] = {}
     if lock and is_postgres():
@@ -169,7 +168,7 @@ def campaigns_ensure(*, workspace_id: int, keys: Sequence[str], channels: dict[s
 
 
 _PG_TEMP = """CREATE TEMP TABLE IF NOT EXISTS _ingest_events (
-    workspace_id bigint, contact_id bigint, name text, stage text, "timestamp" timestamptz,
+    workspace_id bigint, contact_id bigint, name text, "timestamp" timestamptz,
     received_at timestamptz, campaign_id bigint, channel text, value double precision,
     properties jsonb, message_id text) ON COMMIT DELETE ROWS"""
 
@@ -196,14 +195,14 @@ def _copy_text(rows: Iterable[EventRow]) -> str:
     lines = []
     append = lines.append
     stamp_of: dict[datetime, str] = {}  # received_at is one value per batch
-    for ws, cid, name, stage, ts, received, campaign, channel, value, properties, message_id in rows:
+    for ws, cid, name, ts, received, campaign, channel, value, properties, message_id in rows:
         received_text = stamp_of.get(received)
         if received_text is None:
             received_text = stamp_of[received] = received.isoformat()
         campaign_text = _NULL if campaign is None else campaign
         value_text = _NULL if value is None else repr(value)
         line = (
-            f"{ws}\t{cid}\t{name}\t{stage}\t{ts.isoformat()}\t{received_text}\t"
+            f"{ws}\t{cid}\t{name}\t{ts.isoformat()}\t{received_text}\t"
             f"{campaign_text}\t{channel}\t{value_text}\t{properties}\t{message_id}\n"
         )
         # The only backslashes allowed are those of our own \\N; any other special character
@@ -216,7 +215,7 @@ def _copy_text(rows: Iterable[EventRow]) -> str:
         ):
             line = "\t".join(
                 _copy_field(v)
-                for v in (ws, cid, name, stage, ts, received, campaign, channel, value, properties, message_id)
+                for v in (ws, cid, name, ts, received, campaign, channel, value, properties, message_id)
             ) + "\n"
         append(line)
     return "".join(lines)
@@ -248,7 +247,7 @@ def events_insert(rows: list[EventRow]) -> int:
             cursor.executemany(
                 f"INSERT INTO {table} ({cols}) VALUES ({placeholders}) "
                 f"ON CONFLICT (workspace_id, message_id) DO NOTHING",
-                [(r[0], r[1], r[2], r[3], adapt(r[4]), adapt(r[5]), *r[6:]) for r in rows],
+                [(r[0], r[1], r[2], adapt(r[3]), adapt(r[4]), *r[5:]) for r in rows],
             )
             return cursor.rowcount
     # PostgreSQL. COPY straight into the table is the fastest write there is (batched heap
@@ -260,7 +259,7 @@ def events_insert(rows: list[EventRow]) -> int:
     # write the batch the slow, conflict-proof way.
     first: dict[tuple[int, str], EventRow] = {}
     for row in rows:
-        first.setdefault((row[0], row[10]), row)
+        first.setdefault((row[0], row[9]), row)
     new_rows = list(first.values())
     with connection.cursor() as cursor:
         if _pg_copy_unless_conflict(cursor, table, cols, new_rows):
@@ -302,22 +301,3 @@ def _pg_copy_unless_conflict(cursor, table: str, cols: str, rows: list[EventRow]
     except IntegrityError:
         return False
     return True
-
-
-def events_restage_repeat_purchases(*, contact_ids: Sequence[int], purchase_names: Sequence[str]) -> None:
-    """After an earlier purchase arrived late: stage each contact's purchases after its first as loyalty."""
-    if not contact_ids or not purchase_names:
-        return
-    from funnel_site.events.models import Contact, Event
-
-    for chunk in _chunks(list(contact_ids), 500):
-        for contact in Contact.objects.filter(id__in=chunk).only("id", "first_purchase_at"):
-            if contact.first_purchase_at is None:
-                continue
-            base = Event.objects.filter(contact_id=contact.id, name__in=purchase_names)
-            base.filter(timestamp__gt=contact.first_purchase_at).exclude(stage="loyalty").update(
-                stage="loyalty"
-            )
-            base.filter(timestamp__lte=contact.first_purchase_at).exclude(stage="purchase").update(
-                stage="purchase"
-            )

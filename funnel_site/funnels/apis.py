@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from funnel_site.events.auth import request_workspace
+from funnel_site.events.columns import ReadModelUnavailable
 from funnel_site.funnels.engine import FunnelDefinitionError, FunnelTimeoutError
 from funnel_site.funnels.marketing import marketing_funnel_report
 from funnel_site.funnels.models import SavedFunnel
@@ -66,8 +67,8 @@ def bad_request(exc: FunnelDefinitionError) -> Response:
     return Response({"error": str(exc), "field": exc.field}, status=400)
 
 
-def timed_out(exc: FunnelTimeoutError) -> Response:
-    """503: the query was stopped at the time limit."""
+def timed_out(exc: FunnelTimeoutError | ReadModelUnavailable) -> Response:
+    """503: the query was stopped at the time limit, or the events cannot be brought up to date."""
     return Response({"error": str(exc), "field": None}, status=503)
 
 
@@ -76,7 +77,7 @@ def run_or_error(request, spec: FunnelSpec) -> FunnelRun | Response:
     refresh = request.query_params.get("refresh") in ("1", "true")
     try:
         return funnel_query(workspace=request_workspace(request), spec=spec, use_cache=not refresh)
-    except FunnelTimeoutError as exc:
+    except (FunnelTimeoutError, ReadModelUnavailable) as exc:
         return timed_out(exc)
 
 

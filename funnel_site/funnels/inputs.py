@@ -147,7 +147,7 @@ class _Builder:
         """The value code of event property `key` at each of `rows` (MISSING when absent), and the lookup."""
         names = [self.cols.names[code] for code in np.unique(self.cols.name[rows])] if rows.size else []
         lookup = event_property_lookup(
-            workspace_id=self.workspace_id, key=key, names=names, max_event_id=self.cols.max_event_id
+            workspace_id=self.workspace_id, key=key, names=names, cols=self.cols
         )
         return lookup.codes_for(self.cols.event_id[rows]), lookup
 

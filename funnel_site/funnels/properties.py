@@ -23,6 +23,7 @@ import numpy as np
 from django.db import connection
 from django.db.models.fields.json import KeyTextTransform
 
+from funnel_site.events.columns import WorkspaceColumns
 from funnel_site.funnels.engine import MISSING, PropertyFilter
 
 
@@ -86,7 +87,8 @@ class _KeyColumns:
     def __init__(self) -> None:
         self.labels: list[str] = []
         self.index: dict[str, int] = {}
-        self.by_name: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}  # name -> (ids, codes, loaded up to id)
+        self.by_name: dict[str, tuple[np.ndarray, np.ndarray, str]] = {}  # name -> (ids, codes, read-model version)
+        self.checked: dict[str, np.ndarray] = {}  # name -> sorted ids fetched (with or without the key)
 
     def code(self, label: str) -> int:
         if label not in self.index:
@@ -98,8 +100,8 @@ class _KeyColumns:
 class PropertyCache:
     """Per-process cache of event property values, by (workspace, key) and event name.
 
-    Events are append-only and their properties never change, so a name's values are fetched
-    once and then only for events with a higher id (the same watermark idea as the column cache).
+    Events are append-only and their properties never change, so an event's value is fetched once:
+    when the read model first holds the event (its ids decide, never an id watermark).
     At most `max_keys` (workspace, key) pairs are kept, least recently used first out.
     """
 
@@ -108,8 +110,12 @@ class PropertyCache:
         self._keys: OrderedDict[tuple[int, str], _KeyColumns] = OrderedDict()
         self.max_keys = max_keys
 
-    def lookup(self, *, workspace_id: int, key: str, names: Sequence[str], upto_id: int) -> ValueLookup:
-        """Values of `key` on the workspace's events with these names and an id up to `upto_id`."""
+    def lookup(self, *, workspace_id: int, key: str, names: Sequence[str], cols: WorkspaceColumns) -> ValueLookup:
+        """Values of `key` on the events with these names that the read model `cols` holds.
+
+        What is fetched is decided by the read model's own event ids, not by an id watermark: an
+        event of a batch that committed late is fetched as soon as the read model holds it.
+        """
         from funnel_site.events.models import Event
 
         with self._lock:
@@ -117,32 +123,39 @@ class PropertyCache:
             self._keys[(workspace_id, key)] = columns
             while len(self._keys) > self.max_keys:
                 self._keys.popitem(last=False)
-            stale = [n for n in names if columns.by_name.get(n, (None, None, 0))[2] < upto_id]
-            if stale:
-                after = min(columns.by_name.get(n, (None, None, 0))[2] for n in stale)
-                qs = Event.objects.filter(workspace_id=workspace_id, name__in=stale, id__gt=after, id__lte=upto_id)
+            code_of = {n: c for c, n in enumerate(cols.names)}
+            wanted = {n: cols.event_id[cols.name == code_of[n]] for n in names if n in code_of}
+            missing = {}
+            for name, ids in wanted.items():
+                if columns.by_name.get(name, (None, None, ""))[2] != cols.version:
+                    missing[name] = np.setdiff1d(ids, columns.checked.get(name, np.zeros(0, np.int64)))
+            if any(m.size for m in missing.values()):
+                todo = np.concatenate([m for m in missing.values() if m.size])
+                qs = Event.objects.filter(workspace_id=workspace_id, name__in=[n for n, m in missing.items() if m.size],
+                                          id__gte=int(todo.min()), id__lte=int(todo.max()))
                 fetched: dict[str, list[tuple[np.ndarray, int]]] = {}
                 for (name,), value, ids in _grouped(qs, ("name",), KeyTextTransform(key, "properties")):
                     fetched.setdefault(name, []).append((ids, columns.code(value)))
-                for name in stale:
-                    old_ids, old_codes, loaded = columns.by_name.get(name, (np.zeros(0, np.int64), np.zeros(0, np.int64), 0))
-                    parts = [(ids[ids > loaded], code) for ids, code in fetched.get(name, [])]
+                for name, need in missing.items():
+                    old_ids, old_codes, _ = columns.by_name.get(name, (np.zeros(0, np.int64), np.zeros(0, np.int64), ""))
+                    parts = [(ids[np.isin(ids, need)], code) for ids, code in fetched.get(name, [])]
                     new_ids = np.concatenate([old_ids] + [ids for ids, _ in parts])
                     new_codes = np.concatenate([old_codes] + [np.full(ids.size, code, np.int64) for ids, code in parts])
-                    if parts:  # the new ids are all above the old ones: sort only the new part
-                        tail = np.argsort(new_ids[old_ids.size :], kind="stable") + old_ids.size
-                        order = np.concatenate((np.arange(old_ids.size), tail))
-                        new_ids, new_codes = new_ids[order], new_codes[order]
-                    columns.by_name[name] = (new_ids, new_codes, upto_id)
+                    order = np.argsort(new_ids, kind="stable")
+                    columns.by_name[name] = (new_ids[order], new_codes[order], cols.version)
+                    columns.checked[name] = np.union1d(columns.checked.get(name, np.zeros(0, np.int64)), need)
+            for name in missing:
+                if name in columns.by_name:
+                    ids, codes, _ = columns.by_name[name]
+                    columns.by_name[name] = (ids, codes, cols.version)
+                else:
+                    columns.by_name[name] = (np.zeros(0, np.int64), np.zeros(0, np.int64), cols.version)
             chosen = [columns.by_name[n] for n in names if n in columns.by_name]
             labels = list(columns.labels)
         if not chosen:
             return ValueLookup(np.zeros(0, np.int64), np.zeros(0, np.int64), labels)
         ids = np.concatenate([c[0] for c in chosen]) if len(chosen) > 1 else chosen[0][0]
         codes = np.concatenate([c[1] for c in chosen]) if len(chosen) > 1 else chosen[0][1]
-        if ids.size and ids.max() > upto_id:  # loaded further by a newer query than this one
-            keep = ids <= upto_id
-            ids, codes = ids[keep], codes[keep]
         return ValueLookup(ids=ids, codes=codes, labels=labels)
 
     def clear(self) -> None:
@@ -154,9 +167,9 @@ class PropertyCache:
 property_cache = PropertyCache()
 
 
-def event_property_lookup(*, workspace_id: int, key: str, names: Sequence[str], max_event_id: int) -> ValueLookup:
-    """Values of event property `key` on the workspace's events with these names (cached per process)."""
-    return property_cache.lookup(workspace_id=workspace_id, key=key, names=list(names), upto_id=max_event_id)
+def event_property_lookup(*, workspace_id: int, key: str, names: Sequence[str], cols: WorkspaceColumns) -> ValueLookup:
+    """Values of event property `key` on the read model's events with these names (cached per process)."""
+    return property_cache.lookup(workspace_id=workspace_id, key=key, names=list(names), cols=cols)
 
 
 def contact_trait_lookup(*, workspace_id: int, key: str) -> ValueLookup:

@@ -1,9 +1,10 @@
 """Reads of the funnels domain: run a funnel query (cached, time-limited), page through the
 contacts of a step, list and get saved funnels.
 
-Results are cached (Django's cache framework) under the workspace, the newest event id it has
-seen, a digest of its stage map and the digest of the query: a new event, or a changed stage map,
-gives a new key, so a cached result is never stale with respect to events. Contact traits (for
+Results are cached (Django's cache framework) under the workspace, the read model's version
+(`WorkspaceColumns.version`: the ingest-log position read, so exactly what the result was computed
+from), a digest of its stage map and the digest of the query: a newly committed batch, or a
+changed stage map, gives a new key, so a cached result is never stale with respect to events. Contact traits (for
 `contact:KEY` breakdowns) are not in the key; `FUNNEL_CACHE_SECONDS` bounds how long a changed
 trait can go unseen.
 """
@@ -22,7 +23,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from funnel_site.events.columns import workspace_columns
-from funnel_site.events.models import Contact, Event, StageMapping, Workspace
+from funnel_site.events.models import Contact, StageMapping, Workspace
 from funnel_site.funnels.engine import funnel_compute
 from funnel_site.funnels.inputs import funnel_input_build
 from funnel_site.funnels.limits import QueryDeadline, database_time_limit
@@ -42,18 +43,13 @@ class FunnelRun:
     dropped: list[np.ndarray]
 
 
-def newest_event_id(*, workspace_id: int) -> int:
-    """The id of the workspace's newest stored event (0 when none): the data version of a result."""
-    return Event.objects.filter(workspace_id=workspace_id).order_by("-id").values_list("id", flat=True).first() or 0
-
-
 def stage_map_digest(*, workspace_id: int) -> str:
     """A short digest of the workspace's stage overrides (they change what `stage:` steps match)."""
     rows = sorted(StageMapping.objects.filter(workspace_id=workspace_id).values_list("event_name", "stage"))
     return hashlib.sha256(repr(rows).encode()).hexdigest()[:16]
 
 
-def _cache_key(workspace_id: int, data_version: int, stage_digest: str, spec: FunnelSpec) -> str:
+def _cache_key(workspace_id: int, data_version: str, stage_digest: str, spec: FunnelSpec) -> str:
     return f"funnels:{CACHE_VERSION}:{workspace_id}:{data_version}:{stage_digest}:{spec.digest}"
 
 
@@ -62,21 +58,20 @@ def funnel_query(
 ) -> FunnelRun:
     """Run (or fetch from the cache) a funnel query; raises `FunnelTimeoutError` past the time limit.
 
-    The time limit counts from after the workspace's events are in the column cache: the first
-    query of a process loads them all once (incremental afterwards), under its own, longer limit
-    (`FUNNEL_COLUMN_LOAD_TIMEOUT_SECONDS`), since cancelling it would only make the next query
-    start the load again.
+    The time limit counts from after the read model is up to date: bringing it up to date (a
+    map of the snapshot on disk and the log's tail, or, the first time ever, a load of every
+    event) runs under its own limit (`FUNNEL_COLUMN_LOAD_TIMEOUT_SECONDS`), since cancelling it
+    would only make the next query start again. Raises `ReadModelUnavailable` when the events
+    cannot be brought up to date (never answers from old ones).
     """
     started = time.perf_counter()
     stage_digest = stage_map_digest(workspace_id=workspace.id)
-    key = _cache_key(workspace.id, newest_event_id(workspace_id=workspace.id), stage_digest, spec)
+    cols = workspace_columns(workspace.id)
+    key = _cache_key(workspace.id, cols.version, stage_digest, spec)
     if use_cache and (hit := cache.get(key)) is not None:
         payload = {**hit.payload, "cached": True, "query_seconds": round(time.perf_counter() - started, 4)}
         return FunnelRun(payload=payload, converted=hit.converted, dropped=hit.dropped)
 
-    load_limit = float(getattr(settings, "FUNNEL_COLUMN_LOAD_TIMEOUT_SECONDS", 600))
-    with database_time_limit(QueryDeadline(load_limit), "loading the workspace's events"):
-        cols = workspace_columns(workspace.id)
     deadline = QueryDeadline(time_limit)
     with database_time_limit(deadline, "matching the steps"):
         built = funnel_input_build(workspace_id=workspace.id, definition=spec.definition, cols=cols)
@@ -91,12 +86,13 @@ def funnel_query(
     payload["warnings"] = built.warnings + payload["warnings"]
     payload["definition"] = spec.canonical
     payload["newest_event_id"] = built.max_event_id
+    payload["data_version"] = cols.version
     payload["cached"] = False
     payload["query_seconds"] = round(time.perf_counter() - started, 4)
     run = FunnelRun(payload=payload, converted=result.converted_contacts, dropped=result.dropped_contacts)
     if use_cache:
         timeout = int(getattr(settings, "FUNNEL_CACHE_SECONDS", 600))
-        cache.set(_cache_key(workspace.id, built.max_event_id, stage_digest, spec), run, timeout)
+        cache.set(key, run, timeout)
     return run
 
 

@@ -19,6 +19,7 @@ from funnel_site.dashboard.selectors import workspace_event_names
 from funnel_site.dashboard.views import workspace_for
 from funnel_site.events.roles import EDITOR
 from funnel_site.events.stages import STAGES
+from funnel_site.events.columns import ReadModelUnavailable
 from funnel_site.funnels import charts
 from funnel_site.funnels.engine import FunnelDefinitionError, FunnelTimeoutError
 from funnel_site.funnels.forms import FunnelExplorerForm, initial_from_definition
@@ -100,7 +101,7 @@ def funnel_explorer(request, slug: str):
             run = funnel_query(workspace=workspace, spec=spec)
         except FunnelDefinitionError as exc:
             context["error"] = f"{exc.field}: {exc.reason}"
-        except FunnelTimeoutError as exc:
+        except (FunnelTimeoutError, ReadModelUnavailable) as exc:
             context["error"] = str(exc)
         else:
             if request.GET.get("format") == "csv":

@@ -11,6 +11,7 @@ Environment variables (every one optional):
   IMPORT_MIN_SHARD_BYTES (default 4 MiB), IMPORT_MAX_JOBS (default 8): parallel file import
   FUNNEL_QUERY_TIMEOUT_SECONDS (default 60), FUNNEL_CACHE_SECONDS (funnel results, default 600),
   FUNNEL_COLUMN_LOAD_TIMEOUT_SECONDS (a process's first load of a workspace's events, default 600)
+  READ_MODEL_DIR      the read model's snapshots on disk (default <VAR_DIR>/readmodel; empty: memory only)
   PREDICTION_TRAIN_TIME_LIMIT (s, default 3600), PREDICTION_AUTO_ACTIVATE (default false: activate a new
   model only when none is active, or explicitly), PREDICTION_SCORE_SHARD_SIZE (contacts, default 50000)
   Production (README "Production"): FUNNEL_TLS, HSTS_SECONDS, HSTS_INCLUDE_SUBDOMAINS, HSTS_PRELOAD,
@@ -272,6 +273,8 @@ FUNNEL_THROTTLE_RATES = {
     "failed_key": os.environ.get("FUNNEL_FAILED_KEY_RATE", "20/min"),
     "api_key": os.environ.get("FUNNEL_API_KEY_RATE", "3000/min"),
 }
+# The read model's snapshots on disk, mapped by every process (funnel_site/events/snapshots.py); "" disables.
+READ_MODEL_DIR = os.environ.get("READ_MODEL_DIR", str(VAR_DIR / "readmodel"))
 
 # Predictions: training jobs (predictions/training.py) and scoring.
 PREDICTION_TRAIN_TIME_LIMIT = int(os.environ.get("PREDICTION_TRAIN_TIME_LIMIT", "3600"))

@@ -11,6 +11,7 @@ import orjson
 from django.core.management.base import CommandError
 
 from funnel_site.cli import ContractCommand
+from funnel_site.events.columns import ReadModelUnavailable
 from funnel_site.funnels.engine import FunnelDefinitionError, FunnelTimeoutError
 from funnel_site.funnels.selectors import funnel_query
 from funnel_site.funnels.spec import funnel_spec_parse
@@ -137,7 +138,7 @@ class Command(ContractCommand):
             run = funnel_query(workspace=workspace, spec=spec, time_limit=options["timeout"])
         except FunnelDefinitionError as exc:
             raise CommandError(f"{flag_of(exc.field)}: {exc.reason}") from None
-        except FunnelTimeoutError as exc:
+        except (FunnelTimeoutError, ReadModelUnavailable) as exc:
             raise CommandError(str(exc)) from None
         for warning in run.payload["warnings"]:
             self.stderr.write(f"warning: {warning}")

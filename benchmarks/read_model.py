@@ -1,0 +1,350 @@
+"""The read model on PostgreSQL: cold start with and without the snapshot on disk, refresh, memory.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_readmodel python -m benchmarks.read_model \
+        [--events 1000000 --contacts 100000] [--new-events 10000] [--reuse]
+
+DATABASE_URL names a scratch database whose name starts with ``bench`` (default
+``bench_readmodel``); it is dropped, created and migrated unless ``--reuse`` finds it loaded with
+the same sizes. Rows are benchmarks/funnel.py's synthetic ones (its generator, a binary COPY into
+an unlogged staging table, one INSERT ... SELECT): not the ingestion path, so the workspace has no
+ingest log and the first reader logs its events once (`ingest_log_bootstrap`), as for a database
+that predates the log. New events for the refresh figure do go through `events_ingest`.
+
+Every "fresh process" figure is a child process (`python -m benchmarks.read_model --child ...`)
+that sets Django up, runs the 5-step funnel through `funnels.selectors.funnel_query` (cache off)
+and reports its timings and /proc/self/smaps_rollup. Printed:
+
+- cold first query of a fresh process without snapshots (READ_MODEL_DIR empty: every event read
+  from PostgreSQL, the pre-snapshot behaviour) and with the snapshot on disk (map + checksum);
+  each split into bringing the read model up to date, the first query, and a second (warm) one;
+- the first build of the snapshot (one full read from PostgreSQL plus the write);
+- the refresh after N new events (log tail read, merged into a new version on disk), and what a
+  fresh process then pays;
+- a second process serving the same workspace while the first is alive: RSS, PSS and USS (private
+  pages: what it adds), beside an idle Django process with the same imports;
+- peak RSS (VmHWM) of every process;
+- what the log costs ingestion: 3 writer threads with and without its statements, alternated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks import funnel as base
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/bench_readmodel"
+FIVE = {"steps": base.FIVE_STEPS, "window": "14d", "order": "sequential"}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.read_model", description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--contacts", type=int, default=100_000)
+    parser.add_argument("--new-events", type=int, default=10_000, help="events ingested before the refresh figure")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--reuse", action="store_true", help="keep the scratch database when already loaded")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    parser.add_argument("--child", choices=["query", "idle"], help=argparse.SUPPRESS)
+    parser.add_argument("--hold", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.events <= 0 or args.contacts <= 0 or args.contacts > args.events:
+        parser.error("--events and --contacts must be positive, with at most one contact per event")
+    return args
+
+
+def load(rows: dict[str, np.ndarray], contacts: int) -> dict[str, float]:
+    """benchmarks/funnel.py's load, for this schema (no stored stage)."""
+    from django.db import connection
+
+    from funnel_site.events.models import Campaign
+    from funnel_site.events.services import workspace_create
+
+    timings = {}
+    started = time.perf_counter()
+    workspace, _ = workspace_create(slug=base.WORKSPACE)
+    campaigns = [Campaign.objects.create(workspace=workspace, key=f"campaign-{k:02d}",
+                                         channel=base.CHANNELS[1 + k % 6]) for k in range(base.N_CAMPAIGNS)]
+    names_sql = "ARRAY[" + ",".join(f"'{n}'" for n in base.NAMES) + "]"
+    channels_sql = "ARRAY[" + ",".join(f"'{c}'" for c in base.CHANNELS) + "]"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO events_contact (workspace_id, external_id, email, traits) "
+            "SELECT %s, 'b' || g, '', '{}'::jsonb FROM generate_series(0, %s) g ORDER BY g",
+            [workspace.id, contacts - 1])
+        cursor.execute("SELECT min(id) FROM events_contact WHERE workspace_id = %s", [workspace.id])
+        first_contact = cursor.fetchone()[0]
+        cursor.execute("CREATE UNLOGGED TABLE bench_stage (seq int8, contact int8, ts int8, name int4, "
+                       "campaign int4, channel int4, value float8)")
+        data = base._copy_binary([
+            (np.arange(rows["ts"].shape[0]), ">i8"), (rows["contact"] + first_contact, ">i8"), (rows["ts"], ">i8"),
+            (rows["name"], ">i4"), (rows["campaign"], ">i4"), (rows["channel"], ">i4"), (rows["value"], ">f8"),
+        ])
+        with cursor.cursor.copy("COPY bench_stage FROM STDIN (FORMAT binary)") as copy:
+            view = memoryview(data)
+            for at in range(0, len(view), 1 << 24):
+                copy.write(view[at : at + (1 << 24)])
+        del data
+        cursor.execute("SELECT indexdef, indexname FROM pg_indexes WHERE tablename = 'events_event' "
+                       "AND indexname <> 'events_event_pkey'")
+        indexes = cursor.fetchall()
+        cursor.execute("ALTER TABLE events_event DROP CONSTRAINT IF EXISTS uniq_event_message")
+        for _, index_name in indexes:
+            cursor.execute(f'DROP INDEX IF EXISTS "{index_name}"')
+        cursor.execute(
+            "INSERT INTO events_event (workspace_id, contact_id, name, timestamp, received_at, campaign_id, "
+            "channel, value, properties, message_id) "
+            f"SELECT %s, contact, ({names_sql})[name + 1], "
+            "'epoch'::timestamptz + ts * interval '1 microsecond', now(), "
+            "CASE WHEN campaign >= 0 THEN %s + campaign END, "
+            f"({channels_sql})[channel + 1], NULLIF(value, 'NaN'::float8), '{{}}'::jsonb, "
+            "'bench-' || seq FROM bench_stage ORDER BY seq",
+            [workspace.id, campaigns[0].id])
+        cursor.execute("DROP TABLE bench_stage")
+        cursor.execute("ALTER TABLE events_event ADD CONSTRAINT uniq_event_message UNIQUE (workspace_id, message_id)")
+        for definition, index_name in indexes:
+            if index_name != "uniq_event_message":
+                cursor.execute(definition)
+        cursor.execute("ANALYZE events_event")
+    timings["load"] = time.perf_counter() - started
+    return timings
+
+
+def memory() -> dict[str, float]:
+    """RSS, PSS and USS (private clean + dirty) of this process in MB, from /proc/self/smaps_rollup, and
+    its peak RSS (VmHWM: ru_maxrss would report the parent's peak, kept across fork and exec)."""
+    fields = {}
+    with open("/proc/self/smaps_rollup") as rollup:
+        for line in rollup:
+            parts = line.split()
+            if len(parts) >= 2 and parts[0].endswith(":") and parts[1].isdigit():
+                fields[parts[0][:-1]] = int(parts[1]) / 1024
+    peak = 0.0
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                peak = int(line.split()[1]) / 1024
+    return {"rss_mb": fields.get("Rss", 0.0), "pss_mb": fields.get("Pss", 0.0),
+            "uss_mb": fields.get("Private_Clean", 0.0) + fields.get("Private_Dirty", 0.0), "peak_rss_mb": peak}
+
+
+def child(args: argparse.Namespace) -> int:
+    """A fresh process: bring the read model up to date, run the funnel twice, report, maybe wait."""
+    started = time.perf_counter()
+    base.setup_django()
+    from funnel_site.events.columns import workspace_columns
+    from funnel_site.events.models import Workspace
+    from funnel_site.funnels.engine import funnel_compute  # noqa: F401  (imports, as a web process has)
+    from funnel_site.funnels.selectors import funnel_query
+    from funnel_site.funnels.spec import funnel_spec_parse
+
+    out: dict = {"setup_seconds": time.perf_counter() - started}
+    if args.child == "query":
+        workspace = Workspace.objects.get(slug=base.WORKSPACE)
+        started = time.perf_counter()
+        cols = workspace_columns(workspace.id)
+        out["read_model_seconds"] = time.perf_counter() - started
+        out["on_disk"] = cols.on_disk
+        out["events"] = cols.size
+        spec = funnel_spec_parse(FIVE)
+        started = time.perf_counter()
+        payload = funnel_query(workspace=workspace, spec=spec, use_cache=False).payload
+        out["first_query_seconds"] = time.perf_counter() - started
+        out["engine_seconds"] = payload["engine_seconds"]
+        started = time.perf_counter()
+        payload = funnel_query(workspace=workspace, spec=spec, use_cache=False).payload
+        out["second_query_seconds"] = time.perf_counter() - started
+        out["counts"] = [s["count"] for s in payload["steps"]]
+    out.update(memory())
+    print(json.dumps(out), flush=True)
+    if args.hold:
+        sys.stdin.readline()  # the parent measures another process meanwhile, then releases this one
+    return 0
+
+
+def spawn(kind: str, env: dict, hold: bool = False) -> subprocess.Popen:
+    command = [sys.executable, "-m", "benchmarks.read_model", "--child", kind] + (["--hold"] if hold else [])
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+def run_child(kind: str, env: dict) -> dict:
+    proc = spawn(kind, env)
+    output, _ = proc.communicate()
+    if proc.returncode:
+        raise SystemExit(f"child {kind} failed ({proc.returncode})")
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def ingest_new(workspace, count: int, seed: int) -> float:
+    """`count` new events through the ingestion service, in 10,000-event batches; seconds."""
+    from funnel_site.events.services import events_ingest
+
+    tag = time.time_ns()  # new events on every run (--reuse keeps the earlier runs' events)
+    rng = np.random.default_rng([seed, tag % 2**32])
+    started = time.perf_counter()
+    for start in range(0, count, 10_000):
+        n = min(10_000, count - start)
+        items = [(i, {"contact_id": f"b{int(c)}", "event": base.FIVE_STEPS[int(k)],
+                      "timestamp": 1_772_000_000 + int(t), "message_id": f"new-{tag}-{start + i}"})
+                 for i, (c, k, t) in enumerate(zip(rng.integers(0, 1000, n), rng.integers(0, 5, n),
+                                                  rng.integers(0, 86_400, n), strict=True))]
+        events_ingest(workspace=workspace, items=items)
+    return time.perf_counter() - started
+
+
+def log_cost(rounds: int = 3) -> dict:
+    """Ingest with and without the log's statements, alternated in this process (3 writer threads,
+    8 batches of 2,000 events each, a workspace of its own): what logging costs ingestion."""
+    import threading
+
+    from django.db import connection
+
+    from funnel_site.events import ingestlog
+    from funnel_site.events.services import events_ingest, workspace_create
+
+    workspace, _ = workspace_create(slug=f"log-cost-{time.time_ns()}")
+    real = (ingestlog.ingest_log_append, ingestlog.event_id_floor, ingestlog.event_id_ceiling)
+    skipped = (lambda **_: 0, lambda: 0, lambda: 0)
+
+    def writers(tag: str) -> float:
+        def write(k: int) -> None:
+            for r in range(8):
+                events_ingest(workspace=workspace, items=[
+                    (i, {"contact_id": f"c{k}-{i % 500}", "event": "Page Viewed", "timestamp": 1_767_225_600 + i,
+                         "message_id": f"{tag}-{k}-{r}-{i}"}) for i in range(2000)])
+            connection.close()
+
+        started = time.perf_counter()
+        threads = [threading.Thread(target=write, args=(k,)) for k in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return time.perf_counter() - started
+
+    out: dict = {"with_log": [], "without_log": []}
+    try:
+        for n in range(rounds):
+            ingestlog.ingest_log_append, ingestlog.event_id_floor, ingestlog.event_id_ceiling = real
+            out["with_log"].append(writers(f"w{n}"))
+            ingestlog.ingest_log_append, ingestlog.event_id_floor, ingestlog.event_id_ceiling = skipped
+            out["without_log"].append(writers(f"o{n}"))
+    finally:
+        ingestlog.ingest_log_append, ingestlog.event_id_floor, ingestlog.event_id_ceiling = real
+    return out
+
+
+def _count_events(workspace) -> int:
+    from funnel_site.events.models import Event
+
+    return Event.objects.filter(workspace=workspace).count()
+
+
+def measure(args: argparse.Namespace, snapshot_dir: Path) -> dict:
+    from funnel_site.events.columns import column_cache, workspace_columns
+    from funnel_site.events.models import Workspace
+
+    env = {**os.environ, "READ_MODEL_DIR": str(snapshot_dir), "LOG_LEVEL": "WARNING"}
+    figures: dict = {}
+    figures["idle_process"] = run_child("idle", env)
+    figures["cold_without_snapshot"] = run_child("query", {**env, "READ_MODEL_DIR": ""})
+    workspace = Workspace.objects.get(slug=base.WORKSPACE)
+    column_cache.clear()
+    started = time.perf_counter()
+    cols = workspace_columns(workspace.id)  # the first build: a full read from PostgreSQL, then the write
+    figures["snapshot_build_seconds"] = time.perf_counter() - started
+    figures["snapshot_bytes"] = sum(f.stat().st_size for f in snapshot_dir.rglob("*.npy"))
+    figures["cold_with_snapshot"] = run_child("query", env)
+    figures["ingest_seconds"] = ingest_new(workspace, args.new_events, args.seed)
+    started = time.perf_counter()
+    refreshed = workspace_columns(workspace.id)
+    figures["refresh_seconds"] = time.perf_counter() - started
+    figures["refresh_events"] = refreshed.size - cols.size
+    figures["new_version_same_counts_as_database"] = refreshed.size == _count_events(workspace)
+    figures["after_refresh"] = run_child("query", env)
+    first = spawn("query", env, hold=True)
+    figures["first_process"] = json.loads(first.stdout.readline())
+    figures["second_process"] = run_child("query", env)
+    first.stdin.write("\n")
+    first.stdin.flush()
+    first.wait()
+    figures["log_cost"] = log_cost()
+    figures["parent"] = memory()
+    return figures
+
+
+def report(args: argparse.Namespace, loaded: dict | None, f: dict) -> None:
+    def line(label: str, c: dict) -> str:
+        return (f"{label:<44} {c['read_model_seconds'] + c['first_query_seconds']:>7.2f}s  (read model "
+                f"{c['read_model_seconds']:.2f}s + first query {c['first_query_seconds']:.2f}s, engine "
+                f"{c['engine_seconds']:.2f}s; second query {c['second_query_seconds']:.3f}s; "
+                f"peak RSS {c['peak_rss_mb']:.0f} MB)")
+
+    print(f"\nread-model benchmark: {args.events:,} events, {args.contacts:,} contacts, PostgreSQL, "
+          f"{os.cpu_count()} CPUs")
+    if loaded:
+        print("load: " + ", ".join(f"{k} {v:.1f}s" for k, v in loaded.items()))
+    print(line("fresh process, no snapshot (PostgreSQL read)", f["cold_without_snapshot"]))
+    print(f"{'first build of the snapshot (read + write)':<44} {f['snapshot_build_seconds']:>7.2f}s  "
+          f"({f['snapshot_bytes'] / 2**20:.0f} MB on disk)")
+    print(line("fresh process, snapshot on disk", f["cold_with_snapshot"]))
+    print(f"{'refresh after new events (tail + new version)':<44} {f['refresh_seconds']:>7.2f}s  "
+          f"({f['refresh_events']:,} events, ingested in {f['ingest_seconds']:.1f}s through events_ingest)")
+    print(line("fresh process after the refresh", f["after_refresh"]))
+    print(f"the refreshed read model holds every event of the database: "
+          f"{'yes' if f['new_version_same_counts_as_database'] else 'NO'}")
+    idle, one, two = f["idle_process"], f["first_process"], f["second_process"]
+    print(f"memory, MB: {'':<22} {'RSS':>7} {'PSS':>7} {'USS':>7} {'peak RSS':>9}")
+    for label, m in (("idle Django process", idle), ("first serving process", one),
+                     ("second, while the first is alive", two), ("this (writer) process", f["parent"])):
+        print(f"  {label:<32} {m['rss_mb']:>7.0f} {m['pss_mb']:>7.0f} {m['uss_mb']:>7.0f} {m['peak_rss_mb']:>9.0f}")
+    print(f"the second process adds {two['uss_mb'] - idle['uss_mb']:.0f} MB of private memory (USS over an idle "
+          f"process), {two['rss_mb'] - idle['rss_mb']:.0f} MB of RSS (mapped snapshot pages included, shared)")
+    cost = f["log_cost"]
+    print(f"ingest, 3 threads x 8 batches x 2,000 events, alternated: with the log "
+          f"{' / '.join(f'{x:.2f}' for x in cost['with_log'])}s, without its statements "
+          f"{' / '.join(f'{x:.2f}' for x in cost['without_log'])}s")
+    same = f["cold_without_snapshot"]["counts"] == f["cold_with_snapshot"]["counts"]
+    print(f"same counts with and without the snapshot: {'yes' if same else 'NO'}; after the refresh "
+          f"{f['after_refresh']['counts']}")
+    if args.json:
+        print(json.dumps({"events": args.events, "contacts": args.contacts, "load": loaded, **f}, default=str))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        return child(args)
+    os.environ.setdefault("DATABASE_URL", DEFAULT_URL)
+    reused = False
+    if args.reuse:  # earlier runs added --new-events each: at least --events, and the same contacts
+        sizes = base._loaded_sizes(os.environ["DATABASE_URL"])
+        reused = bool(sizes) and sizes[0] >= args.events and sizes[1] == args.contacts
+    if not reused:
+        args.reuse = False
+        base.prepare_database(args)
+    with tempfile.TemporaryDirectory(prefix="readmodel-bench-") as scratch:
+        os.environ["READ_MODEL_DIR"] = scratch
+        base.setup_django()
+        loaded = None
+        if not reused:
+            started = time.perf_counter()
+            rows = base.generate(args.events, args.contacts, args.seed)
+            loaded = {"generate": time.perf_counter() - started, **load(rows, args.contacts)}
+            del rows
+        figures = measure(args, Path(scratch))
+        report(args, loaded, figures)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
