@@ -16,9 +16,11 @@ from .errors import FunnelTimeoutError
 from .kernel_any import any_kernel
 from .kernel_common import gap_seconds_into
 from .kernel_ordered import ordered_kernel
+from .kernel_ties import tie_hard_flags, ties_kernel
 from .results import BreakdownResult, FunnelResult
 from .stats import MICROS, conversion_trend, step_table, time_histogram
 
+ORDER_MODES = {"sequential": 0, "strict": 1, "any": 2}
 DEFAULT_BREAKDOWN_LIMIT = 100
 MIN_CONTACTS_PER_THREAD = 20_000
 DEADLINE_CHUNK_CONTACTS = 100_000  # with a deadline, it is checked before each chunk this size
@@ -164,6 +166,39 @@ def _run_kernel(
         with ThreadPoolExecutor(max_workers=threads) as pool:
             parts = list(pool.map(lambda bound: run_chunk(*bound), bounds))
     attempts = tuple(np.concatenate([part[x] for part in parts]) for x in range(3))
+    mode = ORDER_MODES[definition.order]
+    hard = np.flatnonzero(
+        tie_hard_flags(offsets, columns.ts, columns.step_mask, columns.exclusion_mask, mode, totals)
+    )
+    if hard.size:
+        if deadline is not None and time.monotonic() > deadline:
+            raise FunnelTimeoutError("the funnel query passed its deadline in the engine")
+        # Contacts whose ties the fast kernels cannot order once for all attempts: the exact kernel.
+        capacity = 1
+        if totals:
+            lengths = offsets[hard + 1] - offsets[hard]
+            capacity += int(lengths.sum())
+        att_contact = np.zeros(capacity, dtype=np.int64)
+        att_step = np.zeros(capacity, dtype=np.int64)
+        att_chain = np.full((capacity, n_steps), -1, dtype=np.int64)
+        hard_best = np.zeros(hard.size, dtype=np.int64)
+        hard_chain = np.full((hard.size, n_steps), -1, dtype=np.int64)
+        hard_touch = np.full(hard.size, -1, dtype=np.int64) if has_breakdown else np.zeros(1, dtype=np.int64)
+        n_att = ties_kernel(
+            offsets, hard, columns.ts, columns.step_mask, columns.exclusion_mask, rows, has_rows, n_steps,
+            window, mode, optional_mask, exposed, start, totals, breakdown, has_breakdown, last_touch,
+            hard_best, hard_chain, hard_touch, att_contact, att_step, att_chain,
+        )
+        out_best[hard] = hard_best
+        out_chain[hard] = hard_chain
+        if has_breakdown:
+            out_touch[hard] = hard_touch
+        if totals:
+            keep = ~np.isin(attempts[0], hard)
+            merged = [np.concatenate((part[keep], extra[:n_att])) for part, extra in zip(
+                attempts, (att_contact, att_step, att_chain), strict=True)]
+            by_contact = np.argsort(merged[0], kind="stable")
+            attempts = tuple(part[by_contact] for part in merged)
     return out_best, out_chain, (out_touch if has_breakdown else None), attempts
 
 

@@ -76,8 +76,8 @@ def sequence_order(
 
 @njit
 def touch_value(
-    n: int,
-    order: np.ndarray,
+    lo: int,
+    hi: int,
     step_mask: np.ndarray,
     rows: np.ndarray,
     has_rows: bool,
@@ -87,11 +87,11 @@ def touch_value(
 ) -> int:
     """The breakdown value of the contact's first (or `last`) event matching `required_bits`, -1 if none.
 
-    Events without a value are skipped, like PostHog's `argMinIf(prop, timestamp, isNotNull(prop))`.
+    "First" and "last" are by (timestamp, storage order), the order of the input. Events without a
+    value are skipped, like PostHog's `argMinIf(prop, timestamp, isNotNull(prop))`.
     """
     value = -1
-    for q in range(n):
-        i = order[q]
+    for i in range(lo, hi):
         if breakdown[i] < 0 or (effective_mask(i, step_mask, rows, has_rows) & required_bits) == 0:
             continue
         value = breakdown[i]
