@@ -15,6 +15,7 @@ from .definition import FunnelDefinition
 from .errors import FunnelTimeoutError
 from .kernel_any import any_kernel
 from .kernel_common import gap_seconds_into
+from .kernel_lean import lean_kernel
 from .kernel_ordered import ordered_kernel
 from .kernel_ties import tie_hard_flags, ties_kernel
 from .results import BreakdownResult, FunnelResult
@@ -44,6 +45,7 @@ class ContactOutcomes:
     attempt_contact: np.ndarray | None = None
     attempt_furthest: np.ndarray | None = None
     attempt_chain: np.ndarray | None = None
+    seen_steps: int = 0  # bit k: some event matched step k+1
 
 
 def _exclusion_arrays(definition: FunnelDefinition) -> tuple[np.ndarray, np.ndarray]:
@@ -90,6 +92,9 @@ def _run_kernel(
     has_rows = definition.hold_constant is not None
     exposed, start = _exclusion_arrays(definition)
     entry_bits = np.uint32(0xFFFFFFFF if definition.order == "any" else 1)
+    # the common query gets the lean state machine (no exclusions, holds or attempt lists)
+    lean = definition.order == "sequential" and not definition.exclusions and not has_rows and not totals
+    out_hard = np.zeros(n_contacts if lean else 1, dtype=np.bool_)
     threads = _thread_count(n_contacts)
     n_chunks = threads if deadline is None else max(threads, -(-n_contacts // DEADLINE_CHUNK_CONTACTS))
     chunks = np.linspace(0, n_contacts, n_chunks + 1).astype(np.int64)
@@ -105,7 +110,14 @@ def _run_kernel(
         att_step = np.zeros(capacity, dtype=np.int64)
         att_chain = np.full((capacity, n_steps), -1, dtype=np.int64)
         touch = out_touch[c_lo:c_hi] if has_breakdown else out_touch
-        if definition.order == "any":
+        if lean:
+            lean_kernel(
+                offsets, c_lo, c_hi, columns.ts, columns.step_mask, n_steps, window, optional_mask,
+                breakdown, has_breakdown, last_touch, out_best[c_lo:c_hi], out_chain[c_lo:c_hi], touch,
+                out_hard[c_lo:c_hi],
+            )
+            n_att = 0
+        elif definition.order == "any":
             n_att = any_kernel(
                 offsets,
                 c_lo,
@@ -167,9 +179,12 @@ def _run_kernel(
             parts = list(pool.map(lambda bound: run_chunk(*bound), bounds))
     attempts = tuple(np.concatenate([part[x] for part in parts]) for x in range(3))
     mode = ORDER_MODES[definition.order]
-    hard = np.flatnonzero(
-        tie_hard_flags(offsets, columns.ts, columns.step_mask, columns.exclusion_mask, mode, totals)
-    )
+    if lean:
+        hard = np.flatnonzero(out_hard)
+    else:
+        hard = np.flatnonzero(
+            tie_hard_flags(offsets, columns.ts, columns.step_mask, columns.exclusion_mask, mode, totals)
+        )
     if hard.size:
         if deadline is not None and time.monotonic() > deadline:
             raise FunnelTimeoutError("the funnel query passed its deadline in the engine")
@@ -214,7 +229,8 @@ def funnel_evaluate(
     columns = columns.normalised(check_sorted=check_sorted)
     n_steps = definition.step_count
     step_bits = np.uint32((1 << n_steps) - 1)
-    if columns.size and int(np.bitwise_or.reduce(columns.step_mask)) & ~int(step_bits):
+    seen = int(np.bitwise_or.reduce(columns.step_mask)) if columns.size else 0
+    if seen & ~int(step_bits):
         columns = EventColumns(**{**columns.__dict__, "step_mask": columns.step_mask & step_bits})
     offsets = columns.contact_offsets()
     if definition.hold_constant is not None:
@@ -244,6 +260,7 @@ def funnel_evaluate(
         attempt_contact=att_contact if totals else None,
         attempt_furthest=att_step if totals else None,
         attempt_chain=att_chain if totals else None,
+        seen_steps=seen & int(step_bits),
     )
 
 
@@ -345,7 +362,7 @@ def funnel_compute(
     optional = [step.optional for step in definition.steps]
     n_steps = definition.step_count
     ts = np.asarray(columns.ts, dtype=np.int64)
-    warnings = _input_warnings(definition, columns, labels)
+    warnings = _input_warnings(definition, columns, labels, outcomes.seen_steps)
 
     contact_reached = _reached_matrix(
         outcomes.furthest, outcomes.chain, definition, outcomes.optional_reached
@@ -399,9 +416,10 @@ def funnel_compute(
     )
 
 
-def _input_warnings(definition: FunnelDefinition, columns: EventColumns, labels: Sequence[str]) -> list[str]:
+def _input_warnings(
+    definition: FunnelDefinition, columns: EventColumns, labels: Sequence[str], seen: int
+) -> list[str]:
     warnings = []
-    seen = int(np.bitwise_or.reduce(np.asarray(columns.step_mask, dtype=np.uint32))) if columns.size else 0
     for k, label in enumerate(labels):
         if not (seen >> k) & 1:
             warnings.append(f"step {k + 1} ({label}) matched no events")

@@ -37,32 +37,35 @@ def tie_hard_flags(
 ) -> np.ndarray:
     """Per contact, True when it needs this kernel (order_mode 0 sequential, 1 strict, 2 any).
 
-    A contact is "hard" when one of its tie groups holds two or more events and the group's order
-    matters: always in strict order or totals (which event of the group is "after" the conversion);
-    otherwise when the group holds an exclusion event, or (ordered modes) an event matching two or
-    more steps.
+    A contact is "hard" when one of its tie groups holds a step event and another event, and the
+    group's order matters: always in strict order or totals (which tied event is "after" the
+    conversion); otherwise when the group holds an exclusion event, or (ordered modes) an event
+    matching two or more steps. Groups of events matching no step never matter.
     """
     n_contacts = offsets.shape[0] - 1
     hard = np.zeros(n_contacts, dtype=np.bool_)
     for c in range(n_contacts):
-        lo = offsets[c]
+        i = offsets[c]
         hi = offsets[c + 1]
-        for i in range(lo + 1, hi):
-            if ts[i] != ts[i - 1]:
-                continue
-            if order_mode == 1 or totals:
-                hard[c] = True
-                break
-            found = False
-            for y in (i - 1, i):
-                if excl_mask[y] != 0:
-                    found = True
-                m = int(step_mask[y])
-                if order_mode != 2 and (m & (m - 1)) != 0:
-                    found = True
-            if found:
-                hard[c] = True
-                break
+        while i < hi and not hard[c]:
+            g = i + 1
+            while g < hi and ts[g] == ts[i]:
+                g += 1
+            if g - i > 1:
+                has_step = False
+                has_excl = False
+                has_multi = False
+                for e in range(i, g):
+                    m = np.int64(step_mask[e])
+                    if m != 0:
+                        has_step = True
+                    if m & (m - 1):
+                        has_multi = True
+                    if excl_mask[e] != 0:
+                        has_excl = True
+                if has_step and (order_mode == 1 or totals or has_excl or (has_multi and order_mode != 2)):
+                    hard[c] = True
+            i = g
     return hard
 
 

@@ -48,6 +48,8 @@ def step_table(
         from_previous = (1.0 if count else None) if k == 0 else (count / base if base else None)
         gaps = gap_seconds[:, k] if gap_seconds.size else np.empty(0)
         gaps = gaps[~np.isnan(gaps)] if k > 0 else np.empty(0)
+        # one selection for both (np.median is the linear 50th percentile)
+        median, p90 = (float(v) for v in np.percentile(gaps, [50, 90])) if gaps.size else (None, None)
         rows.append(
             StepResult(
                 index=k,
@@ -58,9 +60,9 @@ def step_table(
                 conversion_from_start=(count / start) if start else None,
                 drop_off=0 if k == 0 else max(base - count, 0),
                 drop_off_rate=None if from_previous is None or k == 0 else 1.0 - from_previous,
-                median_seconds_from_previous=float(np.median(gaps)) if gaps.size else None,
+                median_seconds_from_previous=median,
                 mean_seconds_from_previous=float(gaps.mean()) if gaps.size else None,
-                p90_seconds_from_previous=float(np.percentile(gaps, 90)) if gaps.size else None,
+                p90_seconds_from_previous=p90,
             )
         )
         if not optional[k]:
