@@ -37,6 +37,8 @@ def env_bool(name: str, default: bool) -> bool:
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(os.environ.get("FUNNEL_VAR_DIR", BASE_DIR / "var")).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+# The funnel kernels' compiled code, shared by every process of this checkout (funnels/engine/_jit.py).
+os.environ.setdefault("NUMBA_CACHE_DIR", str(VAR_DIR / "numba"))
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-insecure-key-change-me-in-production")
 DEBUG = env_bool("DEBUG", False)
@@ -207,6 +209,8 @@ MODEL_ARTIFACT_DIR = Path(os.environ.get("MODEL_ARTIFACT_DIR", VAR_DIR / "models
 FUNNEL_QUERY_TIMEOUT_SECONDS = float(os.environ.get("FUNNEL_QUERY_TIMEOUT_SECONDS", "60"))
 FUNNEL_CACHE_SECONDS = int(os.environ.get("FUNNEL_CACHE_SECONDS", "600"))
 FUNNEL_COLUMN_LOAD_TIMEOUT_SECONDS = float(os.environ.get("FUNNEL_COLUMN_LOAD_TIMEOUT_SECONDS", "600"))
+# Compile (or load) the funnel kernels in a thread at process start, not at the first query.
+FUNNEL_WARM_KERNELS = env_bool("FUNNEL_WARM_KERNELS", True)
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "funnel-plugin"}}
 
 # Predictions: training jobs (predictions/training.py) and scoring.
