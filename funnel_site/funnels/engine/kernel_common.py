@@ -1,10 +1,11 @@
-"""Compiled helpers shared by the ordered and any-order kernels.
+"""Compiled helpers shared by the kernels.
 
-Every helper works on one contact's events, addressed through `order`: the event indices of the
-contact in *sequence order* — by timestamp, and within one timestamp by the lowest step the event
-matches (events matching no step last), then by the caller's event-id order. This is how "events
-with equal timestamps are tried in step order" is made exact: after this reordering, every rule
-works on positions in the sequence.
+`sequence_order` is the fast kernels' order of a contact's events: by timestamp, and within one
+timestamp by the lowest step the event matches (events matching no step last), then by storage
+order. That one order serves every attempt only when each tied event matches a single step and
+nothing else in the tie group depends on the order; the other contacts are evaluated by
+`kernel_ties`, which gives each attempt its own order of a tie group (DESIGN: "tried in step order
+within each attempt").
 """
 
 from __future__ import annotations
