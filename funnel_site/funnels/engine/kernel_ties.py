@@ -351,6 +351,8 @@ def ties_kernel(
             for s in range(lo, hi):
                 if ts[s] <= cursor:
                     continue
+                if best == n_steps and ts[s] > best_done:
+                    break  # a later start cannot finish a conversion earlier
                 m = int(step_mask[s])
                 if has_rows and rows[s] < 0:
                     m = 0
