@@ -11,7 +11,7 @@ import numpy as np
 from .columns import EventColumns
 from .definition import FunnelDefinition
 from .dispatch import run_kernels
-from .kernel_common import gap_seconds_into
+from .kernel_common import gap_seconds_into, gaps_by_step
 from .results import BreakdownResult, FunnelResult
 from .stats import MICROS, conversion_trend, step_table, time_histogram
 
@@ -92,13 +92,27 @@ def _reached_matrix(
     definition: FunnelDefinition,
     optional_reached: dict[int, np.ndarray] | None,
 ) -> np.ndarray:
-    steps = np.arange(1, definition.step_count + 1)
-    reached = furthest[:, None] >= steps[None, :]
+    # column-major: every later use (counts, contact lists, breakdown members) reads whole columns
+    reached = np.empty((furthest.shape[0], definition.step_count), dtype=bool, order="F")
     for k, step in enumerate(definition.steps):
         if step.optional:
             # unique: any clean attempt including it; totals: the attempt itself matched it.
             reached[:, k] = optional_reached[k] if optional_reached is not None else chain[:, k] >= 0
+        else:
+            np.greater_equal(furthest, k + 1, out=reached[:, k])
     return reached
+
+
+def _gap_columns(chain: np.ndarray, ts: np.ndarray) -> list[np.ndarray]:
+    """Per step, the gaps (seconds from the previous matched step) of the chains matching it."""
+    n_steps = chain.shape[1]
+    offsets = np.zeros(n_steps + 1, dtype=np.int64)
+    gaps_by_step(chain, ts, offsets, np.empty(0))
+    offsets = np.cumsum(offsets)
+    values = np.empty(int(offsets[-1]))
+    if values.size:
+        gaps_by_step(chain, ts, offsets, values)
+    return [values[offsets[k] : offsets[k + 1]] for k in range(n_steps)]
 
 
 def _gap_seconds(chain: np.ndarray, ts: np.ndarray) -> np.ndarray:
@@ -196,11 +210,10 @@ def funnel_compute(
         touch = None if outcomes.touch is None else outcomes.touch[outcomes.attempt_contact]
     else:
         chain, reached, furthest, touch = outcomes.chain, contact_reached, outcomes.furthest, outcomes.touch
-    gaps = _gap_seconds(chain, ts)
-    steps = step_table(reached=reached, gap_seconds=gaps, labels=labels, optional=optional)
+    steps = step_table(reached=reached, gap_columns=_gap_columns(chain, ts), labels=labels, optional=optional)
 
     converted = furthest >= n_steps
-    entered = chain[:, 0] >= 0
+    entered = np.flatnonzero(furthest > 0)  # every entity with a step-1 event in its chain
     if converted.any():
         total_seconds = (ts[chain[converted, n_steps - 1]] - ts[chain[converted, 0]]) / MICROS
     else:
@@ -210,6 +223,7 @@ def funnel_compute(
 
     breakdown = None
     if definition.breakdown is not None and touch is not None:
+        gaps = _gap_seconds(chain, ts)
         breakdown = _breakdown_tables(
             touch, reached, gaps, labels, optional, columns.breakdown_labels, breakdown_limit, warnings
         )

@@ -116,3 +116,26 @@ def gap_seconds_into(chain: np.ndarray, ts: np.ndarray, gaps: np.ndarray) -> Non
                 here = ts[chain[e, k]]
                 gaps[e, k] = (here - last) / 1_000_000
                 last = here
+
+
+@njit
+def gaps_by_step(chain: np.ndarray, ts: np.ndarray, offsets: np.ndarray, values: np.ndarray) -> None:
+    """Step k's gaps (seconds from the previous matched step) of every chain matching it, packed:
+    `values[offsets[k]:offsets[k+1]]`, in entity order. Call with `values` empty to count: then
+    only `offsets[k+1]` is filled with step k's count."""
+    entities, n_steps = chain.shape
+    counting = values.shape[0] == 0
+    fill = offsets[:n_steps].copy()
+    for e in range(entities):
+        if chain[e, 0] < 0:
+            continue
+        last = ts[chain[e, 0]]
+        for k in range(1, n_steps):
+            if chain[e, k] >= 0:
+                here = ts[chain[e, k]]
+                if counting:
+                    offsets[k + 1] += 1
+                else:
+                    values[fill[k]] = (here - last) / 1_000_000
+                    fill[k] += 1
+                last = here
