@@ -28,21 +28,22 @@ SECOND = 1_000_000
 
 
 @st.composite
-def scenarios(draw, order: str | None = None):
+def scenarios(draw, order: str | None = None, lean: bool = False):
+    """`lean`: only what the lean kernel takes (sequential, no exclusion, no hold, unique)."""
     order = order or draw(st.sampled_from(["sequential", "strict", "any"]))
     n_steps = draw(st.integers(2, 4))
     optional = [False] * n_steps
     if order != "any" and n_steps > 2:
         optional = [False] + [draw(st.booleans()) for _ in range(n_steps - 2)] + [False]
     exclusions = []
-    for j in range(draw(st.integers(0, 2))):
+    for j in range(0 if lean else draw(st.integers(0, 2))):
         if order == "any":
             a, b = 1, n_steps
         else:
             a = draw(st.integers(1, n_steps - 1))
             b = draw(st.integers(a + 1, n_steps))
         exclusions.append(Exclusion(matcher=EventMatcher(events=(f"x{j}",)), from_step=a, to_step=b))
-    hold = draw(st.booleans())
+    hold = not lean and draw(st.booleans())
     attribution = draw(st.sampled_from(["first_touch", "last_touch"]))
     definition = FunnelDefinition(
         steps=tuple(
@@ -51,7 +52,7 @@ def scenarios(draw, order: str | None = None):
         window_seconds=draw(st.integers(1, 6)),
         order=order,
         exclusions=tuple(exclusions),
-        count=draw(st.sampled_from(["unique", "totals"])),
+        count="unique" if lean else draw(st.sampled_from(["unique", "totals"])),
         hold_constant="product" if hold else None,
         breakdown=Breakdown(field="campaign", attribution=attribution),
     )
@@ -140,4 +141,10 @@ def test_strict_matches_brute_force(scenario):
 @COMMON
 @given(scenarios("any"))
 def test_any_order_matches_brute_force(scenario):
+    _check(*scenario)
+
+
+@COMMON
+@given(scenarios("sequential", lean=True))
+def test_lean_sequential_matches_brute_force(scenario):
     _check(*scenario)
