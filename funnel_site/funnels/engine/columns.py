@@ -89,22 +89,11 @@ class EventColumns:
 
     def hold_rows(self, offsets: np.ndarray) -> tuple[np.ndarray, int]:
         """Per event, the dense index of its hold value within its contact (-1 missing), and the max count."""
+        from .kernel_common import hold_rows_into  # compiled; imported here to keep this module light
+
         if self.hold_value is None:
             raise FunnelInputError("hold-constant needs `hold_value`")
-        hold = self.hold_value
-        n = self.size
-        rows = np.full(n, -1, dtype=np.int64)
-        present = np.flatnonzero(hold >= 0)
-        if present.size == 0:
+        rows = np.empty(self.size, dtype=np.int64)
+        if self.size == 0:
             return rows, 1
-        order = present[np.lexsort((hold[present], self.contact[present]))]
-        sorted_contact = self.contact[order]
-        sorted_hold = hold[order]
-        new_contact = np.ones(order.size, dtype=bool)
-        new_contact[1:] = sorted_contact[1:] != sorted_contact[:-1]
-        new_value = new_contact.copy()
-        new_value[1:] |= sorted_hold[1:] != sorted_hold[:-1]
-        value_rank = np.cumsum(new_value) - 1  # global dense rank of (contact, value)
-        first_rank_of_contact = np.maximum.accumulate(np.where(new_contact, value_rank, 0))
-        rows[order] = value_rank - first_rank_of_contact
-        return rows, int(rows.max()) + 1
+        return rows, int(hold_rows_into(offsets, np.ascontiguousarray(self.hold_value, dtype=np.int64), rows))

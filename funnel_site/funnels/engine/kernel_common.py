@@ -139,3 +139,41 @@ def gaps_by_step(chain: np.ndarray, ts: np.ndarray, offsets: np.ndarray, values:
                     values[fill[k]] = (here - last) / 1_000_000
                     fill[k] += 1
                 last = here
+
+
+@njit
+def hold_rows_into(offsets: np.ndarray, hold: np.ndarray, rows: np.ndarray) -> int:
+    """rows[i] = dense index of event i's hold value within its contact (by value; -1 missing);
+    returns the largest number of distinct values of one contact (at least 1)."""
+    widest = 1
+    small = np.empty(32, dtype=np.int64)
+    for c in range(offsets.shape[0] - 1):
+        lo = offsets[c]
+        hi = offsets[c + 1]
+        if hi - lo <= 32:
+            # the usual contact: an insertion sort in place, no allocation
+            order = small
+            for q in range(hi - lo):
+                value = hold[lo + q]
+                y = q - 1
+                while y >= 0 and hold[lo + order[y]] > value:
+                    order[y + 1] = order[y]
+                    y -= 1
+                order[y + 1] = q
+        else:
+            order = np.argsort(hold[lo:hi])  # O(n log n) on the contact's own events
+        rank = -1
+        previous = -1
+        for q in range(hi - lo):
+            i = lo + order[q]
+            value = hold[i]
+            if value < 0:
+                rows[i] = -1
+                continue
+            if rank < 0 or value != previous:
+                rank += 1
+                previous = value
+            rows[i] = rank
+        if rank + 1 > widest:
+            widest = rank + 1
+    return widest
