@@ -1,5 +1,6 @@
 import logging
 import os
+import sys
 import threading
 
 from django.apps import AppConfig
@@ -27,15 +28,26 @@ def _join_before_fork() -> None:
         _warming.join()
 
 
+def _serves_funnels() -> bool:
+    """Web servers, workers and scripts warm the kernels; management commands (bar runserver)
+    and the test runner do not: they would only compete for the CPU with what they are doing."""
+    if "pytest" in sys.modules:
+        return False
+    argv = sys.argv or [""]
+    if os.path.basename(argv[0]) == "manage.py":
+        return len(argv) > 1 and argv[1] == "runserver"
+    return True
+
+
 class FunnelsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "funnel_site.funnels"
     label = "funnels"
 
     def ready(self) -> None:
-        """Start compiling the funnel kernels in the background (web and worker processes alike)."""
+        """Start loading (or compiling) the funnel kernels in the background in web and worker processes."""
         global _warming
-        if not getattr(settings, "FUNNEL_WARM_KERNELS", True) or _warming is not None:
+        if not getattr(settings, "FUNNEL_WARM_KERNELS", True) or _warming is not None or not _serves_funnels():
             return
         _warming = threading.Thread(target=_warm, name="funnel-kernel-warm-up", daemon=True)
         _warming.start()

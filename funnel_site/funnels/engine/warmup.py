@@ -30,6 +30,7 @@ def _definitions() -> list[FunnelDefinition]:
         FunnelDefinition(steps=optional, breakdown=breakdown),  # lean
         FunnelDefinition(steps=steps, order="strict", exclusions=exclusion, count="totals", breakdown=breakdown),
         FunnelDefinition(steps=steps, order="any", exclusions=exclusion, breakdown=breakdown),
+        FunnelDefinition(steps=steps, hold_constant="product"),  # the per-contact value rows
     ]
 
 
@@ -46,6 +47,7 @@ def _columns(readonly: bool) -> EventColumns:
         ts=ts,
         step_mask=step_mask,
         exclusion_mask=exclusion_mask,
+        hold_value=np.array([0, 0, 1, 0, -1, 2, 2], dtype=np.int64),
         breakdown_value=np.array([0, -1, 1, 0, 1, 0, -1], dtype=np.int64),
         breakdown_labels=["a", "b"],
     )
