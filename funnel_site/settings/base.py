@@ -37,8 +37,14 @@ def env_bool(name: str, default: bool) -> bool:
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(os.environ.get("FUNNEL_VAR_DIR", BASE_DIR / "var")).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
-# The funnel kernels' compiled code, shared by every process of this checkout (funnels/engine/_jit.py).
-os.environ.setdefault("NUMBA_CACHE_DIR", str(VAR_DIR / "numba"))
+# The funnel kernels' compiled code depends on the source only: one cache per checkout, in its own
+# var folder, shared by every process (and by every FUNNEL_VAR_DIR); funnels/engine/_jit.py.
+_numba_cache = BASE_DIR / "var" / "numba"
+try:
+    _numba_cache.mkdir(parents=True, exist_ok=True)
+except OSError:  # a read-only checkout: the configured var folder instead
+    _numba_cache = VAR_DIR / "numba"
+os.environ.setdefault("NUMBA_CACHE_DIR", str(_numba_cache))
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-insecure-key-change-me-in-production")
 DEBUG = env_bool("DEBUG", False)
