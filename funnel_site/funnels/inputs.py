@@ -3,12 +3,14 @@
 Steps matched by name (or by a stage that does not depend on purchase history) become one table
 lookup per event: a uint32 of step bits per event-name code, gathered over the name column.
 Steps with campaign/channel/property conditions, and purchase/loyalty stages (a repeat purchase
-is loyalty), get a boolean mask of their own. Events matching no step and no exclusion are left
-out, except in `strict` order, where every event in the date range can break an attempt.
+is loyalty), get a boolean mask of their own. Without a date range the engine reads the cache's
+arrays in place (events matching nothing have a zero mask); with one, the events in range are
+copied out (matching ones only, except in `strict` order, where any event can break an attempt).
 """
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -151,7 +153,7 @@ class _Builder:
         )
         return lookup.codes_for(self.cols.event_id[rows]), lookup
 
-    def breakdown(self, rows: np.ndarray, step_mask: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    def breakdown(self, rows: np.ndarray | None, step_mask: np.ndarray) -> tuple[np.ndarray, list[str]]:
         """Factorised breakdown value per selected row (MISSING where the engine never reads it), and labels.
 
         The engine reads the value of step events only, and with first-touch attribution in an
@@ -159,8 +161,8 @@ class _Builder:
         """
         first_touch = self.definition.breakdown.attribution == "first_touch" and self.definition.order != "any"
         touched = np.flatnonzero((step_mask & 1) != 0 if first_touch else step_mask != 0)
-        at = rows[touched]
-        codes = np.full(rows.size, MISSING, dtype=np.int64)
+        at = _at(rows, touched)
+        codes = np.full(step_mask.size, MISSING, dtype=np.int64)
         field_name = self.definition.breakdown.field
         cols = self.cols
         if field_name == "campaign":
@@ -196,34 +198,71 @@ class _Builder:
         return codes, [key for _, key in known]
 
 
+# id(cache column) -> (weak reference to it, its offsets); arrays are unhashable, hence by id,
+# checked against the weak reference (an id may be reused once the array is gone).
+_OFFSETS: dict[int, tuple[weakref.ref, np.ndarray]] = {}
+
+
+def _contact_offsets(contact: np.ndarray) -> np.ndarray:
+    """Offsets of each contact's run in the (contact-sorted) cache column, once per column array."""
+    found = _OFFSETS.get(id(contact))
+    if found is not None and found[0]() is contact:
+        return found[1]
+    if contact.size == 0:
+        offsets = np.zeros(1, dtype=np.int64)
+    else:
+        change = np.flatnonzero(contact[1:] != contact[:-1]) + 1
+        offsets = np.concatenate(([0], change, [contact.size])).astype(np.int64)
+    key = id(contact)
+    _OFFSETS[key] = (weakref.ref(contact, lambda _ref: _OFFSETS.pop(key, None)), offsets)
+    return offsets
+
+
 def funnel_input_build(*, workspace_id: int, definition: FunnelDefinition, cols: WorkspaceColumns) -> FunnelInput:
-    """The `EventColumns` of `definition` over the workspace's columnar events `cols`."""
+    """The `EventColumns` of `definition` over the workspace's columnar events `cols`.
+
+    Without a date range the engine reads the cache's own arrays (no copy): events matching
+    nothing carry a zero mask, which the kernels skip. With one, the events in range are copied
+    out (in `strict` order every event in range, since any of them breaks an attempt).
+    """
     builder = _Builder(workspace_id, definition, cols)
     step_mask = builder.bits([step.matcher for step in definition.steps])
     exclusion_mask = builder.bits([e.matcher for e in definition.exclusions]) if definition.exclusions else None
-    if definition.order == "strict":
-        keep = np.ones(cols.size, dtype=bool) if builder.in_range is None else builder.in_range
+    if builder.in_range is None:
+        rows = None
+        offsets = _contact_offsets(cols.contact)
     else:
-        keep = step_mask != 0 if exclusion_mask is None else (step_mask | exclusion_mask) != 0
-        if builder.in_range is not None:
+        if definition.order == "strict":
+            keep = builder.in_range
+        else:
+            keep = step_mask != 0 if exclusion_mask is None else (step_mask | exclusion_mask) != 0
             keep &= builder.in_range
-    rows = np.flatnonzero(keep)
-    step_mask = step_mask[rows]
+        rows = np.flatnonzero(keep)
+        step_mask = step_mask[rows]
+        if exclusion_mask is not None:
+            exclusion_mask = exclusion_mask[rows]
+        offsets = None
     hold = None
     if definition.hold_constant:
-        hold = np.full(rows.size, MISSING, dtype=np.int64)
+        hold = np.full(step_mask.size, MISSING, dtype=np.int64)
         stepped = np.flatnonzero(step_mask != 0)
-        hold[stepped], _ = builder.property_codes(definition.hold_constant, rows[stepped])
+        hold[stepped], _ = builder.property_codes(definition.hold_constant, _at(rows, stepped))
     breakdown_value, labels = (None, None)
     if definition.breakdown is not None:
         breakdown_value, labels = builder.breakdown(rows, step_mask)
     columns = EventColumns(
-        contact=cols.contact[rows],
-        ts=cols.ts[rows],
+        contact=cols.contact if rows is None else cols.contact[rows],
+        ts=cols.ts if rows is None else cols.ts[rows],
         step_mask=step_mask,
-        exclusion_mask=None if exclusion_mask is None else exclusion_mask[rows],
+        exclusion_mask=exclusion_mask,
         hold_value=hold,
         breakdown_value=breakdown_value,
         breakdown_labels=labels,
+        offsets=offsets,
     )
     return FunnelInput(columns=columns, max_event_id=cols.max_event_id, warnings=list(dict.fromkeys(builder.warnings)))
+
+
+def _at(rows: np.ndarray | None, positions: np.ndarray) -> np.ndarray:
+    """Cache rows of the engine positions `positions` (`rows` None: the engine reads every row)."""
+    return positions if rows is None else rows[positions]

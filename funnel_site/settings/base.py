@@ -44,6 +44,14 @@ def env_bool(name: str, default: bool) -> bool:
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(os.environ.get("FUNNEL_VAR_DIR", BASE_DIR / "var")).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+# The funnel kernels' compiled code depends on the source only: one cache per checkout, in its own
+# var folder, shared by every process (and by every FUNNEL_VAR_DIR); funnels/engine/_jit.py.
+_numba_cache = BASE_DIR / "var" / "numba"
+try:
+    _numba_cache.mkdir(parents=True, exist_ok=True)
+except OSError:  # a read-only checkout: the configured var folder instead
+    _numba_cache = VAR_DIR / "numba"
+os.environ.setdefault("NUMBA_CACHE_DIR", str(_numba_cache))
 
 # The fallback key and a wildcard host are for development: with DEBUG off the web server refuses
 # to start on them (funnel_site/security.py, called by wsgi.py); commands still run.
@@ -251,6 +259,8 @@ MODEL_ARTIFACT_DIR = Path(os.environ.get("MODEL_ARTIFACT_DIR", VAR_DIR / "models
 FUNNEL_QUERY_TIMEOUT_SECONDS = float(os.environ.get("FUNNEL_QUERY_TIMEOUT_SECONDS", "60"))
 FUNNEL_CACHE_SECONDS = int(os.environ.get("FUNNEL_CACHE_SECONDS", "600"))
 FUNNEL_COLUMN_LOAD_TIMEOUT_SECONDS = float(os.environ.get("FUNNEL_COLUMN_LOAD_TIMEOUT_SECONDS", "600"))
+# Compile (or load) the funnel kernels in a thread at process start, not at the first query.
+FUNNEL_WARM_KERNELS = env_bool("FUNNEL_WARM_KERNELS", True)
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "funnel-plugin"}}
 # "shared": one cache for every process (API throttling, worker heartbeats): Redis when CACHE_URL
 # or a redis broker is configured, else files under VAR_DIR (the embedded default, one machine).

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
 try:  # numba ships with shap; without it the kernels run as (slow) plain Python.
     from numba import njit as _numba_njit
+    from numba.core import config as _numba_config
+
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        # numba reads the variable when it is first imported; set it here too in case something
+        # imported numba before the settings named the shared cache folder.
+        _numba_config.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]
 
     NUMBA_AVAILABLE = True
 except ImportError:  # pragma: no cover - exercised only where numba is missing

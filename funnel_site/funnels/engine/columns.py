@@ -38,6 +38,7 @@ class EventColumns:
     hold_value: np.ndarray | None = None
     breakdown_value: np.ndarray | None = None
     breakdown_labels: Sequence[str] | None = None
+    offsets: np.ndarray | None = None  # optional: `contact_offsets()` when the caller knows it
 
     @property
     def size(self) -> int:
@@ -52,7 +53,8 @@ class EventColumns:
             values: np.ndarray | None, dtype: type, name: str, default: int | None
         ) -> np.ndarray | None:
             if values is None:
-                return None if default is None else np.full(n, default, dtype=dtype)
+                # np.zeros maps zero pages lazily: no 4 bytes per event written for every query
+                return None if default is None else np.zeros(n, dtype=dtype)
             array = np.ascontiguousarray(values, dtype=dtype)
             if array.ndim != 1 or array.shape[0] != n:
                 raise FunnelInputError(f"`{name}` must be a 1-d array of {n} entries")
@@ -68,6 +70,7 @@ class EventColumns:
             hold_value=column(self.hold_value, np.int64, "hold_value", None),
             breakdown_value=column(self.breakdown_value, np.int64, "breakdown_value", None),
             breakdown_labels=self.breakdown_labels,
+            offsets=self.offsets,
         )
         if check_sorted and n > 1:
             same_contact = contact[1:] == contact[:-1]
@@ -77,6 +80,8 @@ class EventColumns:
 
     def contact_offsets(self) -> np.ndarray:
         """int64 offsets of each contact's first event, plus `size` at the end."""
+        if self.offsets is not None:
+            return self.offsets
         if self.size == 0:
             return np.zeros(1, dtype=np.int64)
         change = np.flatnonzero(self.contact[1:] != self.contact[:-1]) + 1
@@ -84,22 +89,11 @@ class EventColumns:
 
     def hold_rows(self, offsets: np.ndarray) -> tuple[np.ndarray, int]:
         """Per event, the dense index of its hold value within its contact (-1 missing), and the max count."""
+        from .kernel_common import hold_rows_into  # compiled; imported here to keep this module light
+
         if self.hold_value is None:
             raise FunnelInputError("hold-constant needs `hold_value`")
-        hold = self.hold_value
-        n = self.size
-        rows = np.full(n, -1, dtype=np.int64)
-        present = np.flatnonzero(hold >= 0)
-        if present.size == 0:
+        rows = np.empty(self.size, dtype=np.int64)
+        if self.size == 0:
             return rows, 1
-        order = present[np.lexsort((hold[present], self.contact[present]))]
-        sorted_contact = self.contact[order]
-        sorted_hold = hold[order]
-        new_contact = np.ones(order.size, dtype=bool)
-        new_contact[1:] = sorted_contact[1:] != sorted_contact[:-1]
-        new_value = new_contact.copy()
-        new_value[1:] |= sorted_hold[1:] != sorted_hold[:-1]
-        value_rank = np.cumsum(new_value) - 1  # global dense rank of (contact, value)
-        first_rank_of_contact = np.maximum.accumulate(np.where(new_contact, value_rank, 0))
-        rows[order] = value_rank - first_rank_of_contact
-        return rows, int(rows.max()) + 1
+        return rows, int(hold_rows_into(offsets, np.ascontiguousarray(self.hold_value, dtype=np.int64), rows))

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from .columns import EventColumns
 from .definition import FunnelDefinition
-from .errors import FunnelTimeoutError
-from .kernel_any import any_kernel
-from .kernel_common import gap_seconds_into
-from .kernel_ordered import ordered_kernel
+from .dispatch import run_kernels
+from .kernel_common import gap_seconds_into, gaps_by_step
 from .results import BreakdownResult, FunnelResult
 from .stats import MICROS, conversion_trend, step_table, time_histogram
 
 DEFAULT_BREAKDOWN_LIMIT = 100
-MIN_CONTACTS_PER_THREAD = 20_000
-DEADLINE_CHUNK_CONTACTS = 100_000  # with a deadline, it is checked before each chunk this size
 
 
 @dataclass
@@ -42,129 +36,7 @@ class ContactOutcomes:
     attempt_contact: np.ndarray | None = None
     attempt_furthest: np.ndarray | None = None
     attempt_chain: np.ndarray | None = None
-
-
-def _exclusion_arrays(definition: FunnelDefinition) -> tuple[np.ndarray, np.ndarray]:
-    """Per exclusion: the bits of the 0-based steps k with a <= k+1 < b, and a-1."""
-    exposed = np.zeros(len(definition.exclusions), dtype=np.int64)
-    start = np.zeros(len(definition.exclusions), dtype=np.int64)
-    for j, exclusion in enumerate(definition.exclusions):
-        for k in range(exclusion.from_step - 1, exclusion.to_step - 1):
-            exposed[j] |= 1 << k
-        start[j] = exclusion.from_step - 1
-    return exposed, start
-
-
-def _thread_count(n_contacts: int) -> int:
-    wanted = int(os.environ.get("FUNNEL_ENGINE_THREADS", os.cpu_count() or 1))
-    return max(1, min(wanted, n_contacts // MIN_CONTACTS_PER_THREAD, 16))
-
-
-def _run_kernel(
-    definition: FunnelDefinition,
-    columns: EventColumns,
-    offsets: np.ndarray,
-    rows: np.ndarray,
-    max_rows: int,
-    optional_mask: int,
-    with_outputs: bool,
-    deadline: float | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Run the kernel over contiguous chunks of contacts, one thread each (the kernels release the GIL).
-
-    With a `deadline` (a `time.monotonic()` value) chunks are at most `DEADLINE_CHUNK_CONTACTS`
-    contacts and each checks it first, raising `FunnelTimeoutError` once it has passed.
-    """
-    n_steps = definition.step_count
-    n_contacts = offsets.shape[0] - 1
-    totals = definition.count == "totals" and with_outputs
-    has_breakdown = columns.breakdown_value is not None and definition.breakdown is not None and with_outputs
-    last_touch = definition.breakdown is not None and definition.breakdown.attribution == "last_touch"
-    out_best = np.zeros(n_contacts, dtype=np.int64)
-    out_chain = np.full((n_contacts, n_steps), -1, dtype=np.int64)
-    out_touch = np.full(n_contacts, -1, dtype=np.int64) if has_breakdown else np.zeros(1, dtype=np.int64)
-    breakdown = columns.breakdown_value if has_breakdown else np.zeros(1, dtype=np.int64)
-    window = definition.window_seconds * MICROS
-    has_rows = definition.hold_constant is not None
-    exposed, start = _exclusion_arrays(definition)
-    entry_bits = np.uint32(0xFFFFFFFF if definition.order == "any" else 1)
-    threads = _thread_count(n_contacts)
-    n_chunks = threads if deadline is None else max(threads, -(-n_contacts // DEADLINE_CHUNK_CONTACTS))
-    chunks = np.linspace(0, n_contacts, n_chunks + 1).astype(np.int64)
-
-    def run_chunk(c_lo: int, c_hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if deadline is not None and time.monotonic() > deadline:
-            raise FunnelTimeoutError("the funnel query passed its deadline in the engine")
-        capacity = 1
-        if totals:
-            events = slice(offsets[c_lo], offsets[c_hi])
-            capacity += int(np.count_nonzero(columns.step_mask[events] & entry_bits))
-        att_contact = np.zeros(capacity, dtype=np.int64)
-        att_step = np.zeros(capacity, dtype=np.int64)
-        att_chain = np.full((capacity, n_steps), -1, dtype=np.int64)
-        touch = out_touch[c_lo:c_hi] if has_breakdown else out_touch
-        if definition.order == "any":
-            n_att = any_kernel(
-                offsets,
-                c_lo,
-                c_hi,
-                columns.ts,
-                columns.step_mask,
-                columns.exclusion_mask,
-                rows,
-                has_rows,
-                max_rows,
-                n_steps,
-                window,
-                totals,
-                breakdown,
-                has_breakdown,
-                last_touch,
-                out_best[c_lo:c_hi],
-                out_chain[c_lo:c_hi],
-                touch,
-                att_contact,
-                att_step,
-                att_chain,
-            )
-        else:
-            n_att = ordered_kernel(
-                offsets,
-                c_lo,
-                c_hi,
-                columns.ts,
-                columns.step_mask,
-                columns.exclusion_mask,
-                rows,
-                has_rows,
-                max_rows,
-                n_steps,
-                window,
-                definition.order == "strict",
-                optional_mask,
-                exposed,
-                start,
-                totals,
-                breakdown,
-                has_breakdown,
-                last_touch,
-                out_best[c_lo:c_hi],
-                out_chain[c_lo:c_hi],
-                touch,
-                att_contact,
-                att_step,
-                att_chain,
-            )
-        return att_contact[:n_att], att_step[:n_att], att_chain[:n_att]
-
-    bounds = [(int(chunks[x]), int(chunks[x + 1])) for x in range(len(chunks) - 1)]
-    if len(bounds) == 1 or threads == 1:
-        parts = [run_chunk(*bound) for bound in bounds]
-    else:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            parts = list(pool.map(lambda bound: run_chunk(*bound), bounds))
-    attempts = tuple(np.concatenate([part[x] for part in parts]) for x in range(3))
-    return out_best, out_chain, (out_touch if has_breakdown else None), attempts
+    seen_steps: int = 0  # bit k: some event matched step k+1
 
 
 def funnel_evaluate(
@@ -179,7 +51,8 @@ def funnel_evaluate(
     columns = columns.normalised(check_sorted=check_sorted)
     n_steps = definition.step_count
     step_bits = np.uint32((1 << n_steps) - 1)
-    if columns.size and int(np.bitwise_or.reduce(columns.step_mask)) & ~int(step_bits):
+    seen = int(np.bitwise_or.reduce(columns.step_mask)) if columns.size else 0
+    if seen & ~int(step_bits):
         columns = EventColumns(**{**columns.__dict__, "step_mask": columns.step_mask & step_bits})
     offsets = columns.contact_offsets()
     if definition.hold_constant is not None:
@@ -187,14 +60,14 @@ def funnel_evaluate(
     else:
         rows, max_rows = np.zeros(1, dtype=np.int64), 1
     optional_mask = sum(1 << k for k, step in enumerate(definition.steps) if step.optional)
-    best, chain, touch, (att_contact, att_step, att_chain) = _run_kernel(
+    best, chain, touch, (att_contact, att_step, att_chain) = run_kernels(
         definition, columns, offsets, rows, max_rows, optional_mask, True, deadline
     )
     optional_reached = {}
     for k, step in enumerate(definition.steps):
         if step.optional:
             # Some non-void attempt includes step k iff the funnel with step k required reaches it.
-            forced_best, *_ = _run_kernel(
+            forced_best, *_ = run_kernels(
                 definition, columns, offsets, rows, max_rows, optional_mask & ~(1 << k), False, deadline
             )
             optional_reached[k] = forced_best >= k + 1
@@ -209,6 +82,7 @@ def funnel_evaluate(
         attempt_contact=att_contact if totals else None,
         attempt_furthest=att_step if totals else None,
         attempt_chain=att_chain if totals else None,
+        seen_steps=seen & int(step_bits),
     )
 
 
@@ -218,13 +92,27 @@ def _reached_matrix(
     definition: FunnelDefinition,
     optional_reached: dict[int, np.ndarray] | None,
 ) -> np.ndarray:
-    steps = np.arange(1, definition.step_count + 1)
-    reached = furthest[:, None] >= steps[None, :]
+    # column-major: every later use (counts, contact lists, breakdown members) reads whole columns
+    reached = np.empty((furthest.shape[0], definition.step_count), dtype=bool, order="F")
     for k, step in enumerate(definition.steps):
         if step.optional:
             # unique: any clean attempt including it; totals: the attempt itself matched it.
             reached[:, k] = optional_reached[k] if optional_reached is not None else chain[:, k] >= 0
+        else:
+            np.greater_equal(furthest, k + 1, out=reached[:, k])
     return reached
+
+
+def _gap_columns(chain: np.ndarray, ts: np.ndarray) -> list[np.ndarray]:
+    """Per step, the gaps (seconds from the previous matched step) of the chains matching it."""
+    n_steps = chain.shape[1]
+    offsets = np.zeros(n_steps + 1, dtype=np.int64)
+    gaps_by_step(chain, ts, offsets, np.empty(0))
+    offsets = np.cumsum(offsets)
+    values = np.empty(int(offsets[-1]))
+    if values.size:
+        gaps_by_step(chain, ts, offsets, values)
+    return [values[offsets[k] : offsets[k + 1]] for k in range(n_steps)]
 
 
 def _gap_seconds(chain: np.ndarray, ts: np.ndarray) -> np.ndarray:
@@ -310,7 +198,7 @@ def funnel_compute(
     optional = [step.optional for step in definition.steps]
     n_steps = definition.step_count
     ts = np.asarray(columns.ts, dtype=np.int64)
-    warnings = _input_warnings(definition, columns, labels)
+    warnings = _input_warnings(definition, columns, labels, outcomes.seen_steps)
 
     contact_reached = _reached_matrix(
         outcomes.furthest, outcomes.chain, definition, outcomes.optional_reached
@@ -322,11 +210,10 @@ def funnel_compute(
         touch = None if outcomes.touch is None else outcomes.touch[outcomes.attempt_contact]
     else:
         chain, reached, furthest, touch = outcomes.chain, contact_reached, outcomes.furthest, outcomes.touch
-    gaps = _gap_seconds(chain, ts)
-    steps = step_table(reached=reached, gap_seconds=gaps, labels=labels, optional=optional)
+    steps = step_table(reached=reached, gap_columns=_gap_columns(chain, ts), labels=labels, optional=optional)
 
     converted = furthest >= n_steps
-    entered = chain[:, 0] >= 0
+    entered = np.flatnonzero(furthest > 0)  # every entity with a step-1 event in its chain
     if converted.any():
         total_seconds = (ts[chain[converted, n_steps - 1]] - ts[chain[converted, 0]]) / MICROS
     else:
@@ -336,6 +223,7 @@ def funnel_compute(
 
     breakdown = None
     if definition.breakdown is not None and touch is not None:
+        gaps = _gap_seconds(chain, ts)
         breakdown = _breakdown_tables(
             touch, reached, gaps, labels, optional, columns.breakdown_labels, breakdown_limit, warnings
         )
@@ -364,9 +252,10 @@ def funnel_compute(
     )
 
 
-def _input_warnings(definition: FunnelDefinition, columns: EventColumns, labels: Sequence[str]) -> list[str]:
+def _input_warnings(
+    definition: FunnelDefinition, columns: EventColumns, labels: Sequence[str], seen: int
+) -> list[str]:
     warnings = []
-    seen = int(np.bitwise_or.reduce(np.asarray(columns.step_mask, dtype=np.uint32))) if columns.size else 0
     for k, label in enumerate(labels):
         if not (seen >> k) & 1:
             warnings.append(f"step {k + 1} ({label}) matched no events")

@@ -417,5 +417,5 @@ def any_kernel(
         for z in range(n_steps):
             out_chain[c - c_lo, z] = best_chain[z]
         if has_breakdown:
-            out_touch[c - c_lo] = touch_value(n, order, step_mask, rows, has_rows, breakdown, -1, last_touch)
+            out_touch[c - c_lo] = touch_value(lo, hi, step_mask, rows, has_rows, breakdown, -1, last_touch)
     return n_att

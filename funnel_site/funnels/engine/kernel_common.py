@@ -1,10 +1,11 @@
-"""Compiled helpers shared by the ordered and any-order kernels.
+"""Compiled helpers shared by the kernels.
 
-Every helper works on one contact's events, addressed through `order`: the event indices of the
-contact in *sequence order* — by timestamp, and within one timestamp by the lowest step the event
-matches (events matching no step last), then by the caller's event-id order. This is how "events
-with equal timestamps are tried in step order" is made exact: after this reordering, every rule
-works on positions in the sequence.
+`sequence_order` is the fast kernels' order of a contact's events: by timestamp, and within one
+timestamp by the lowest step the event matches (events matching no step last), then by storage
+order. That one order serves every attempt only when each tied event matches a single step and
+nothing else in the tie group depends on the order; the other contacts are evaluated by
+`kernel_ties`, which gives each attempt its own order of a tie group (DESIGN: "tried in step order
+within each attempt").
 """
 
 from __future__ import annotations
@@ -76,8 +77,8 @@ def sequence_order(
 
 @njit
 def touch_value(
-    n: int,
-    order: np.ndarray,
+    lo: int,
+    hi: int,
     step_mask: np.ndarray,
     rows: np.ndarray,
     has_rows: bool,
@@ -87,11 +88,11 @@ def touch_value(
 ) -> int:
     """The breakdown value of the contact's first (or `last`) event matching `required_bits`, -1 if none.
 
-    Events without a value are skipped, like PostHog's `argMinIf(prop, timestamp, isNotNull(prop))`.
+    "First" and "last" are by (timestamp, storage order), the order of the input. Events without a
+    value are skipped, like PostHog's `argMinIf(prop, timestamp, isNotNull(prop))`.
     """
     value = -1
-    for q in range(n):
-        i = order[q]
+    for i in range(lo, hi):
         if breakdown[i] < 0 or (effective_mask(i, step_mask, rows, has_rows) & required_bits) == 0:
             continue
         value = breakdown[i]
@@ -115,3 +116,64 @@ def gap_seconds_into(chain: np.ndarray, ts: np.ndarray, gaps: np.ndarray) -> Non
                 here = ts[chain[e, k]]
                 gaps[e, k] = (here - last) / 1_000_000
                 last = here
+
+
+@njit
+def gaps_by_step(chain: np.ndarray, ts: np.ndarray, offsets: np.ndarray, values: np.ndarray) -> None:
+    """Step k's gaps (seconds from the previous matched step) of every chain matching it, packed:
+    `values[offsets[k]:offsets[k+1]]`, in entity order. Call with `values` empty to count: then
+    only `offsets[k+1]` is filled with step k's count."""
+    entities, n_steps = chain.shape
+    counting = values.shape[0] == 0
+    fill = offsets[:n_steps].copy()
+    for e in range(entities):
+        if chain[e, 0] < 0:
+            continue
+        last = ts[chain[e, 0]]
+        for k in range(1, n_steps):
+            if chain[e, k] >= 0:
+                here = ts[chain[e, k]]
+                if counting:
+                    offsets[k + 1] += 1
+                else:
+                    values[fill[k]] = (here - last) / 1_000_000
+                    fill[k] += 1
+                last = here
+
+
+@njit
+def hold_rows_into(offsets: np.ndarray, hold: np.ndarray, rows: np.ndarray) -> int:
+    """rows[i] = dense index of event i's hold value within its contact (by value; -1 missing);
+    returns the largest number of distinct values of one contact (at least 1)."""
+    widest = 1
+    small = np.empty(32, dtype=np.int64)
+    for c in range(offsets.shape[0] - 1):
+        lo = offsets[c]
+        hi = offsets[c + 1]
+        if hi - lo <= 32:
+            # the usual contact: an insertion sort in place, no allocation
+            order = small
+            for q in range(hi - lo):
+                value = hold[lo + q]
+                y = q - 1
+                while y >= 0 and hold[lo + order[y]] > value:
+                    order[y + 1] = order[y]
+                    y -= 1
+                order[y + 1] = q
+        else:
+            order = np.argsort(hold[lo:hi])  # O(n log n) on the contact's own events
+        rank = -1
+        previous = -1
+        for q in range(hi - lo):
+            i = lo + order[q]
+            value = hold[i]
+            if value < 0:
+                rows[i] = -1
+                continue
+            if rank < 0 or value != previous:
+                rank += 1
+                previous = value
+            rows[i] = rank
+        if rank + 1 > widest:
+            widest = rank + 1
+    return widest

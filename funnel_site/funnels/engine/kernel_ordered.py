@@ -468,6 +468,6 @@ def ordered_kernel(
             out_chain[contact_index - c_lo, z] = best_chain[z] if best_k > 0 else -1
         if has_breakdown:
             out_touch[contact_index - c_lo] = touch_value(
-                n, order, step_mask, rows, has_rows, breakdown, -1 if last_touch else 1, last_touch
+                lo, hi, step_mask, rows, has_rows, breakdown, -1 if last_touch else 1, last_touch
             )
     return n_att

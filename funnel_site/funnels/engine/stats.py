@@ -29,11 +29,14 @@ def auto_bin_count(n: int) -> int:
 def step_table(
     *,
     reached: np.ndarray,
-    gap_seconds: np.ndarray,
     labels: Sequence[str],
     optional: Sequence[bool],
+    gap_seconds: np.ndarray | None = None,
+    gap_columns: Sequence[np.ndarray] | None = None,
 ) -> list[StepResult]:
-    """Rows of the step table; `reached` is bool [entities, steps], `gap_seconds` float (NaN = none).
+    """Rows of the step table; `reached` is bool [entities, steps]; the gaps either as
+    `gap_seconds` float [entities, steps] (NaN = none) or as `gap_columns`, per step the gaps
+    that exist (what `compute._gap_columns` packs without the NaN matrix).
 
     Rates of a step are relative to the previous *required* step, so an optional step never
     inflates or hides the conversion of the step after it.
@@ -46,8 +49,15 @@ def step_table(
         count = int(counts[k])
         base = start if previous_required is None else int(counts[previous_required])
         from_previous = (1.0 if count else None) if k == 0 else (count / base if base else None)
-        gaps = gap_seconds[:, k] if gap_seconds.size else np.empty(0)
-        gaps = gaps[~np.isnan(gaps)] if k > 0 else np.empty(0)
+        if k == 0:
+            gaps = np.empty(0)
+        elif gap_columns is not None:
+            gaps = gap_columns[k]
+        else:
+            gaps = gap_seconds[:, k] if gap_seconds.size else np.empty(0)
+            gaps = gaps[~np.isnan(gaps)]
+        # one selection for both (np.median is the linear 50th percentile)
+        median, p90 = (float(v) for v in np.percentile(gaps, [50, 90])) if gaps.size else (None, None)
         rows.append(
             StepResult(
                 index=k,
@@ -58,9 +68,9 @@ def step_table(
                 conversion_from_start=(count / start) if start else None,
                 drop_off=0 if k == 0 else max(base - count, 0),
                 drop_off_rate=None if from_previous is None or k == 0 else 1.0 - from_previous,
-                median_seconds_from_previous=float(np.median(gaps)) if gaps.size else None,
+                median_seconds_from_previous=median,
                 mean_seconds_from_previous=float(gaps.mean()) if gaps.size else None,
-                p90_seconds_from_previous=float(np.percentile(gaps, 90)) if gaps.size else None,
+                p90_seconds_from_previous=p90,
             )
         )
         if not optional[k]:

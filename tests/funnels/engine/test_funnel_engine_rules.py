@@ -279,3 +279,38 @@ def test_exclusion_after_an_attempts_window_closed_does_not_void_it():
     )
     result = funnel_compute(definition=definition, columns=columns)
     assert [step["count"] for step in result.to_dict()["steps"]] == [1, 1, 0]
+
+
+def test_a_tie_may_take_the_next_step_of_each_attempt():
+    # DESIGN's example: `view` tied with the `cart` that matched step 2 may match step 3.
+    events = [(1, 0, "view"), (1, 1, "cart"), (1, 1, "view")]
+    for order in ("sequential", "strict", "any"):
+        assert counts(funnel("view", "cart", "view", order=order), events) == [1, 1, 1], order
+    # stored in the other order, the same instant gives the same answer
+    events = [(1, 0, "view"), (1, 1, "view"), (1, 1, "cart")]
+    assert counts(funnel("view", "cart", "view"), events) == [1, 1, 1]
+    # but one event still advances one step: the tied view is step 1 (cart then step 2), not 3 too
+    assert counts(funnel("view", "cart", "view"), [(1, 1, "cart"), (1, 1, "view")]) == [1, 1, 0]
+
+
+def test_an_exclusion_tied_with_a_step_is_not_between_the_steps():
+    definition = funnel("signup", "pay", exclude=["refund:1-2"])
+    assert counts(definition, [(1, 0, "signup"), (1, 0, "refund"), (1, 5, "pay")]) == [1, 1]
+    assert counts(definition, [(1, 0, "signup"), (1, 5, "refund"), (1, 5, "pay")]) == [1, 1]
+    assert counts(definition, [(1, 0, "signup"), (1, 4, "refund"), (1, 5, "pay")]) == [0, 0]  # void: no clean attempt left
+
+
+def test_strict_ties_an_unused_event_only_breaks_when_strictly_inside():
+    definition = funnel("signup", "pay", order="strict")
+    assert counts(definition, [(1, 0, "signup"), (1, 5, "browse"), (1, 5, "pay")]) == [1, 1]
+    assert counts(definition, [(1, 0, "signup"), (1, 0, "browse"), (1, 5, "pay")]) == [1, 1]
+    three = funnel("signup", "cart", "pay", order="strict")
+    assert counts(three, [(1, 0, "signup"), (1, 5, "browse"), (1, 5, "cart"), (1, 9, "pay")]) == [1, 1, 0]
+
+
+def test_totals_start_again_after_the_instant_of_a_conversion():
+    definition = funnel("signup", "pay", count="totals")
+    events = [(1, 0, "signup"), (1, 1, "pay"), (1, 1, "signup"), (1, 2, "pay")]
+    # the second signup is tied with the converting pay: not after it, so one conversion
+    assert counts(definition, events) == [1, 1]
+    assert counts(definition, events + [(1, 3, "signup"), (1, 4, "pay")]) == [2, 2]
