@@ -172,15 +172,12 @@ def load(rows: dict[str, np.ndarray], contacts: int) -> dict[str, float]:
 
     from funnel_site.events.models import Campaign, Workspace
     from funnel_site.events.services import workspace_create
-    from funnel_site.events.stages import StageResolver
 
     timings = {}
     started = time.perf_counter()
     workspace, _ = workspace_create(slug=WORKSPACE)
     campaigns = [Campaign.objects.create(workspace=workspace, key=f"campaign-{k:02d}", channel=CHANNELS[1 + k % 6])
                  for k in range(N_CAMPAIGNS)]
-    resolver = StageResolver()
-    stage_sql = "ARRAY[" + ",".join(f"'{resolver.stage_of(n)}'" for n in NAMES) + "]"
     names_sql = "ARRAY[" + ",".join(f"'{n}'" for n in NAMES) + "]"
     channels_sql = "ARRAY[" + ",".join(f"'{c}'" for c in CHANNELS) + "]"
     with connection.cursor() as cursor:
@@ -215,9 +212,9 @@ def load(rows: dict[str, np.ndarray], contacts: int) -> dict[str, float]:
         for _, index_name in indexes:
             cursor.execute(f'DROP INDEX IF EXISTS "{index_name}"')
         cursor.execute(
-            "INSERT INTO events_event (workspace_id, contact_id, name, stage, timestamp, received_at, campaign_id, "
+            "INSERT INTO events_event (workspace_id, contact_id, name, timestamp, received_at, campaign_id, "
             "channel, value, properties, message_id) "
-            f"SELECT %s, contact, ({names_sql})[name + 1], ({stage_sql})[name + 1], "
+            f"SELECT %s, contact, ({names_sql})[name + 1], "
             "'epoch'::timestamptz + ts * interval '1 microsecond', now(), "
             "CASE WHEN campaign >= 0 THEN %s + campaign END, "
             f"({channels_sql})[channel + 1], NULLIF(value, 'NaN'::float8), "
