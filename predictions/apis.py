@@ -57,7 +57,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             "model_id", "target", "arch", "trained_arch", "ensemble", "status", "progress", "heartbeat_at",
             "horizon_seconds", "lookback_seconds", "metrics", "baselines", "candidates", "counts", "threshold",
             "calibration", "validation_cutoff", "data_end", "failure_reason", "is_active", "activated_at",
-            "created_at", "started_at", "finished_at", "config", "curves",
+            "created_at", "started_at", "finished_at", "config", "curves", "scoreboard", "importance",
         ]
 
 
@@ -65,7 +65,7 @@ class TrainRequestSerializer(serializers.Serializer):
     target = serializers.ChoiceField(choices=Target.values)
     horizon = serializers.CharField(default="7d", help_text=DURATION_HELP)
     lookback = serializers.CharField(default="28d", help_text=DURATION_HELP)
-    arch = serializers.ChoiceField(choices=Arch.values, default=Arch.LSTM)
+    arch = serializers.ChoiceField(choices=Arch.values, default=Arch.AUTO)
     ensemble = serializers.BooleanField(default=False)
     cutoff = serializers.DateTimeField(required=False, help_text="train as of this moment (events before it)")
     auto_activate = serializers.BooleanField(required=False, help_text="activate it if it beats the active model")

@@ -60,3 +60,11 @@ def contact_scores(*, version: ModelVersion) -> QuerySet:
 def contact_score_get(*, version: ModelVersion, contact_id: int) -> ContactScore | None:
     """A contact's stored score under a version, or None."""
     return ContactScore.objects.filter(model_version=version, contact_id=contact_id).first()
+
+
+def stage_suggestions(workspace_id: int, *, status: str | None = "pending") -> QuerySet:
+    """The CRF's stage suggestions for unmapped event names of a workspace, most confident first."""
+    from predictions.models import StageSuggestion
+
+    qs = StageSuggestion.objects.filter(workspace_id=workspace_id).order_by("-confidence", "event_name")
+    return qs.filter(status=status) if status else qs

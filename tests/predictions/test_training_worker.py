@@ -36,7 +36,14 @@ def test_queue_running_succeeded_with_metrics_baselines_then_duplicate_is_a_no_o
     assert seen[-2:] == ["running", "succeeded"], seen
     body = api.get(f"/api/v1/models/{version.pk}").json()
     assert set(body["metrics"]) >= METRIC_KEYS
-    assert set(body["baselines"]) == {"prevalence", "logistic_regression", "gradient_boosting"}
+    assert set(body["baselines"]) == {"prevalence", "recency", "logreg", "bgnbd", "gbt"}
+    # the tournament's scoreboard: every candidate with its backtest figures, the served one named
+    board = body["scoreboard"]
+    assert [c["name"] for c in board["candidates"]][:4] == ["recency", "logreg", "bgnbd", "gbt"]
+    assert board["served"] == body["trained_arch"] and len(board["folds"]) == 3
+    assert all({"roc_auc", "roc_auc_se", "brier", "fit_seconds"} <= set(c) for c in board["candidates"]
+               if c["status"] == "succeeded")
+    assert body["importance"]["by_event_type"]
     assert body["curves"]["roc"] and body["curves"]["reliability"]
     assert body["progress"]["epoch"] == 2 and body["is_active"], "the first model of a target becomes active"
     artifact = settings.MODEL_ARTIFACT_DIR / str(api.workspace.pk) / str(version.pk)
@@ -109,4 +116,4 @@ def test_train_command_wait_json_contract(celery_worker_process, workspace_with_
     payload = json.loads(out.getvalue().strip().splitlines()[-1])
     assert {"model_id", "status", "metrics", "baselines"} <= set(payload)
     assert payload["status"] == "succeeded" and payload["arch"] == "gru"
-    assert set(payload["metrics"]) >= METRIC_KEYS and "gradient_boosting" in payload["baselines"]
+    assert set(payload["metrics"]) >= METRIC_KEYS and "gbt" in payload["baselines"]
