@@ -275,6 +275,8 @@ class BGNBDCandidate(Candidate):
         order = np.lexsort((-train.cutoffs, train.contacts))
         _, first = np.unique(train.contacts[order], return_index=True)
         rows = order[first]
+        # four parameters: 20,000 customers pin them down; more only slows every likelihood pass
+        rows = np.sort(np.random.default_rng(self.config.seed).permutation(rows)[:20_000])
         try:
             self.model = BGNBD().fit(train.history[rows])
         except (RuntimeError, FloatingPointError, ValueError) as error:

@@ -93,12 +93,17 @@ class _TrainingControl(keras.callbacks.Callback):
 class Network(Candidate):
     """One recurrent architecture (``arch`` in lstm | gru | rnn)."""
 
-    def __init__(self, config, arch: str, preprocessor=None) -> None:
+    def __init__(self, config, arch: str, preprocessor=None, cache: dict | None = None) -> None:
         super().__init__(config)
         self.name = self.arch = arch
         self.preprocessor = preprocessor
         self.model = None
         self._predict = None
+        # (arch, units) -> (model, initial weights, predict function), shared by the folds of one
+        # tournament: building and tracing a Keras model costs more than a small fold's training,
+        # so each fold resets one model to its initial weights instead (the folds run oldest first
+        # and fold 0, the served one, last, so the object kept is fold 0's)
+        self._cache = cache
 
     def fit(self, train: Inputs, labels, *, monitor: Inputs | None = None, monitor_labels=None, deadline=None,
             should_cancel=None, progress=None, **context):
@@ -116,11 +121,7 @@ class Network(Candidate):
                 tried.append({"units": units, "skipped": "time budget"})
                 break
             set_determinism(self.config.seed)
-            spec = ModelSpec.from_preprocessor(self.arch, self.preprocessor, units=units,
-                                               embedding_dim=self.config.embedding_dim,
-                                               dense_units=self.config.dense_units, dropout=self.config.dropout,
-                                               learning_rate=self.config.learning_rate)
-            model = build_model(spec)
+            model = self._model(units)
             control = _TrainingControl(self.arch, self.config.patience, deadline, should_cancel, progress)
             model.fit(train.batch.inputs(), labels.astype(np.float32),
                       validation_data=(monitor.batch.inputs(), monitor_labels.astype(np.float32)),
@@ -131,10 +132,33 @@ class Network(Candidate):
             if best is None or control.best_auc > best[1]:
                 best = (model, control.best_auc, units, control)
         self.model, _, units, control = best
-        self._compile_predict()
+        cached = self._cache.get((self.arch, units)) if self._cache is not None else None
+        if cached is not None:
+            self._predict = cached[2]
+        else:
+            self._compile_predict()
         self.info = {"units": units, "epochs": control.epochs, "stopped_reason": control.stopped_reason,
                      "sizes_tried": tried}
         return self
+
+    def _model(self, units: int):
+        key = (self.arch, units)
+        if self._cache is not None and key in self._cache:
+            model, weights, self._predict = self._cache[key]
+            model.set_weights(weights)
+            for variable in model.optimizer.variables:  # Adam's moments and step count start afresh
+                variable.assign(tf.zeros_like(variable))
+            return model
+        spec = ModelSpec.from_preprocessor(self.arch, self.preprocessor, units=units,
+                                           embedding_dim=self.config.embedding_dim,
+                                           dense_units=self.config.dense_units, dropout=self.config.dropout,
+                                           learning_rate=self.config.learning_rate)
+        model = build_model(spec)
+        if self._cache is not None:
+            self.model = model
+            self._compile_predict()
+            self._cache[key] = (model, model.get_weights(), self._predict)
+        return model
 
     def _compile_predict(self) -> None:
         signature = {name: tf.TensorSpec((None, *tensor.shape[1:]), tensor.dtype, name=name)
@@ -198,6 +222,12 @@ class Network(Candidate):
                 text = (f"{event_phrase(name)} {ago} ago" if count == 1
                         else f"{event_phrase(name)} {count} times, last {ago} ago")
                 parts.append(RawFactor(text, contribution, "event", name, float(cutoff - newest)))
+            padded = inputs.batch.event_rows[i] < 0
+            if padded.any():
+                # empty steps carry attribution too (a short history differs from the background's)
+                real = int((~padded).sum())
+                parts.append(RawFactor(f"Only {real} event{'s' if real != 1 else ''} on record", 
+                                       float(step_values[i, padded].sum()) * scale[i], "history", "history length"))
             parts += _aggregate_factors(i, inputs.batch, aggregate_values[i] * scale[i], lookback)
             factors.append(parts)
         return Attribution(np.full(n, base), score, factors)

@@ -109,8 +109,13 @@ class Scorer:
         return build_inputs(self.preprocessor, frame, samples, self.config.target, self.state_model)
 
     def raw_scores(self, inputs: Inputs) -> np.ndarray:
-        """The served candidate's uncalibrated scores."""
-        return self.candidate.score(inputs) if len(inputs) else np.zeros(0)
+        """The served candidate's uncalibrated scores (native pools single-threaded, see train_model)."""
+        from threadpoolctl import threadpool_limits
+
+        if not len(inputs):
+            return np.zeros(0)
+        with threadpool_limits(limits=1):
+            return self.candidate.score(inputs)
 
     def score(self, frame: EventFrame, *, cutoff: int | None = None, contacts=None,
               batch_size: int = 20_000) -> ScoreResult:

@@ -1,7 +1,7 @@
 """Suggest funnel stages for unmapped event names with a linear-chain CRF (sklearn-crfsuite).
 
-Each contact's events form a sequence. Training sequences are the contacts' mapped events (the
-unmapped ones removed), labelled with their stage; each token's features are the words and
+Each contact's events form a sequence. Training sequences are the runs of mapped events between
+unmapped ones, labelled with their stage; each token's features are the words and
 character trigrams of its name, the same of its neighbours, the pause before and after it, its
 position and whether it carries a value. Names are deliberately *not* an identity feature alone:
 what generalises to a name never seen is how it is spelt and where it sits in a journey (between
@@ -104,18 +104,24 @@ def suggest_stages(contact, ts, name, value, known: dict[str, str], unknown: set
     X, y = [], []
     for k in chosen:
         names, times, values = sequences[k]
-        keep = [i for i, n in enumerate(names) if n in known]
-        if len(keep) < 1:
-            continue
-        names_k, times_k, values_k = [names[i] for i in keep], times[keep], values[keep]
-        X.append([_token_features(names_k, times_k, values_k, i) for i in range(len(keep))])
-        y.append([known[n] for n in names_k])
-        # name dropout: the same journey with some names hidden, so the model learns to read a
-        # token from its neighbours and pauses when its own name tells nothing (as for a new name)
-        hide = rng.random(len(keep)) < dropout
-        if hide.any():
-            X.append([_token_features(names_k, times_k, values_k, i, bool(hide[i])) for i in range(len(keep))])
-            y.append(y[-1])
+        # runs of mapped events only: cutting at an unmapped one keeps a neighbour a true neighbour
+        # (removing it would make "view, ?, checkout" look like "view, checkout" to the model)
+        run: list[int] = []
+        for i in [*range(len(names)), None]:
+            if i is not None and names[i] in known:
+                run.append(i)
+                continue
+            if run:
+                names_k, times_k, values_k = [names[j] for j in run], times[run], values[run]
+                X.append([_token_features(names_k, times_k, values_k, j) for j in range(len(run))])
+                y.append([known[n] for n in names_k])
+                # name dropout: the same run with some names hidden, so the model learns to read a
+                # token from its neighbours and pauses when its own name tells nothing (a new name)
+                hide = rng.random(len(run)) < dropout
+                if hide.any():
+                    X.append([_token_features(names_k, times_k, values_k, j, bool(hide[j])) for j in range(len(run))])
+                    y.append(y[-1])
+            run = []
     labels = sorted({s for seq in y for s in seq})
     if len(labels) < 2 or not with_unknown:
         return []

@@ -88,10 +88,11 @@ def run(candidates: list[str], make, inputs: Inputs, labels: np.ndarray, folds: 
             continue
         started = time.monotonic()
         try:
-            for k, fold in enumerate(folds):
+            # oldest origin first, fold 0 (the model served) last: networks reuse one model object
+            for k, fold in reversed(list(enumerate(folds))):
                 # the baselines are cheap and the floor of the selection rule: they always run
                 if deadline is not None and name not in BASELINES and time.monotonic() >= deadline:
-                    raise TimeoutError(f"time budget exhausted after {k} of {len(folds)} folds")
+                    raise TimeoutError(f"time budget exhausted after {len(folds) - 1 - k} of {len(folds)} folds")
                 if should_cancel is not None and should_cancel():
                     raise TrainingCancelled("training was cancelled")
                 model = make(name)
@@ -103,8 +104,8 @@ def run(candidates: list[str], make, inputs: Inputs, labels: np.ndarray, folds: 
                 scores = model.score(inputs.take(fold.measured))
                 if not np.all(np.isfinite(scores)):
                     raise CandidateFailed(f"{name}: non-finite scores on fold {k}")
-                entry.scores.append(scores)
-                entry.folds.append({"cutoff": int(fold.cutoff), **fold_figures(labels[fold.measured], scores, config)})
+                entry.scores.insert(0, scores)
+                entry.folds.insert(0, {"cutoff": int(fold.cutoff), **fold_figures(labels[fold.measured], scores, config)})
                 if k == 0:
                     entry.model, entry.info = model, dict(model.info)
                     entry.select_scores, entry.report_scores = scores, model.score(inputs.take(report))
@@ -183,9 +184,11 @@ def make_factory(config, preprocessor):
     """A function name -> a fresh unfitted candidate (the stack takes its fitted parts)."""
     from .networks import Network
 
+    cache: dict = {}
+
     def make(name: str, parts=None) -> Candidate:
         if name in ("lstm", "gru", "rnn"):
-            return Network(config, name, preprocessor)
+            return Network(config, name, preprocessor, cache)
         if name == "stack":
             return Stack(config, parts)
         if name in CLASSICAL:
