@@ -59,7 +59,7 @@ def history_stats(frame: EventFrame, samples: Samples, target: str) -> np.ndarra
 
 
 def _log_likelihood(params: np.ndarray, x, t_x, T) -> np.ndarray:
-    r, alpha, a, b = np.exp(params)
+    r, alpha, a, b = np.exp(np.clip(params, -12, 12))  # the simplex may wander: keep gammaln finite
     common = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
     term1 = betaln(a, b + x) - betaln(a, b) + common - (r + x) * np.log(alpha + T)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -87,13 +87,14 @@ class BGNBD:
             raise RuntimeError(f"BG/NBD needs at least 10 contacts with history, got {len(x)}")
 
         def loss(params):
-            return -float(np.sum(w * _log_likelihood(params, x, t_x, T))) / w.sum()
+            value = -float(np.sum(w * _log_likelihood(params, x, t_x, T))) / w.sum()
+            return value if np.isfinite(value) else 1e300
 
         start = np.log([0.5, max(float(np.mean(T)) / 10, 1.0), 1.0, 2.0])
         result = minimize(loss, start, method="Nelder-Mead", options={"maxiter": 4000, "xatol": 1e-6, "fatol": 1e-10})
         if not np.isfinite(result.fun):
             raise RuntimeError(f"BG/NBD fit failed: {result.message}")
-        self.r, self.alpha, self.a, self.b = (float(v) for v in np.exp(result.x))
+        self.r, self.alpha, self.a, self.b = (float(v) for v in np.exp(np.clip(result.x, -12, 12)))
         return self
 
     def p_alive(self, stats: np.ndarray) -> np.ndarray:

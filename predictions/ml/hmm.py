@@ -73,9 +73,10 @@ class StateModel:
         except (ValueError, FloatingPointError) as error:
             raise CandidateFailed(f"hmm: fitting failed: {error}") from error
         monitor = model.monitor_
-        if not monitor.converged:
-            history = list(monitor.history)
-            change = history[-1] - history[-2] if len(history) > 1 else float("nan")
+        history = list(monitor.history)
+        change = history[-1] - history[-2] if len(history) > 1 else float("inf")
+        # hmmlearn's own `converged` is also true when it merely ran out of iterations
+        if not change < monitor.tol:
             raise CandidateFailed(f"hmm: did not converge in {self.iterations} iterations (log-likelihood still "
                                   f"changing by {change:.3g} > {monitor.tol})")
         self.model = model
@@ -85,18 +86,27 @@ class StateModel:
         return self
 
     def posterior(self, tokens: np.ndarray) -> np.ndarray:
-        """(S, K) probability of each state at the last token of each sequence."""
-        X, lengths = _flatten(tokens)
-        out = np.empty((len(tokens), self.n_states))
-        ends = np.cumsum(lengths) - 1
-        chunk = 20_000  # bounded memory on big data
-        for start in range(0, len(tokens), chunk):
-            stop = min(start + chunk, len(tokens))
-            lo = 0 if start == 0 else ends[start - 1] + 1
-            hi = ends[stop - 1] + 1
-            posteriors = self.model.predict_proba(X[lo:hi], lengths[start:stop])
-            out[start:stop] = posteriors[ends[start:stop] - lo]
-        return out
+        """(S, K) probability of each state at the last token of each sequence.
+
+        The forward pass (filtering) over all sequences at once in numpy: at the last token the
+        filtered state is the smoothed one, and a Python loop per sequence (hmmlearn's
+        ``predict_proba`` with lengths) took minutes on 400,000 sequences.
+        """
+        start, transition = self.model.startprob_, self.model.transmat_
+        emission = self.model.emissionprob_.T  # (symbols, K)
+        alpha = np.tile(start, (len(tokens), 1))
+        started = np.zeros(len(tokens), bool)
+        for t in range(tokens.shape[1]):
+            token = tokens[:, t]
+            real = token >= 0
+            if not real.any():
+                continue
+            predicted = np.where(started[:, None], alpha @ transition, start[None, :])
+            new = predicted * emission[np.maximum(token, 0)]
+            new /= np.maximum(new.sum(axis=1, keepdims=True), 1e-300)
+            alpha = np.where(real[:, None], new, alpha)
+            started |= real
+        return alpha
 
 
 def _name_states(emissions: np.ndarray) -> list[str]:

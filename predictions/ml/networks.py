@@ -147,7 +147,8 @@ class Network(Candidate):
             model, weights, self._predict = self._cache[key]
             model.set_weights(weights)
             for variable in model.optimizer.variables:  # Adam's moments and step count start afresh
-                variable.assign(tf.zeros_like(variable))
+                if not variable.path.endswith("learning_rate"):  # (the learning rate is a variable too)
+                    variable.assign(tf.zeros_like(variable))
             return model
         spec = ModelSpec.from_preprocessor(self.arch, self.preprocessor, units=units,
                                            embedding_dim=self.config.embedding_dim,

@@ -1,7 +1,8 @@
 """The tournament: a rolling-origin backtest of every candidate and the selection rule.
 
-Folds: the latest complete cut-off v0 and the ``backtest_folds - 1`` cut-offs one horizon apart
-before it. Fold k trains on the ``n_cutoffs`` cut-offs before v_k and is measured on v_k. Fold 0's
+Folds: the latest complete cut-off v0 and the ``backtest_folds - 1`` cut-offs a step apart (the
+horizon, or less for a short history: ``trainer.backtest_step``) before it. Fold k trains on the
+``n_cutoffs`` cut-offs one horizon apart before v_k and is measured on v_k. Fold 0's
 model is the one served. Fold 0's validation contacts are halved (stratified): the *selection* half
 takes part in choosing (early stopping, calibration, the fold-0 figure of the backtest, the
 threshold), the *report* half in nothing, and the figures reported for the served model come from it.
@@ -88,6 +89,7 @@ def run(candidates: list[str], make, inputs: Inputs, labels: np.ndarray, folds: 
             continue
         started = time.monotonic()
         try:
+            make(name)  # an unknown name fails here, before any fold
             # oldest origin first, fold 0 (the model served) last: networks reuse one model object
             for k, fold in reversed(list(enumerate(folds))):
                 # the baselines are cheap and the floor of the selection rule: they always run
@@ -132,6 +134,9 @@ def _fit_stack(entries: dict[str, Entry], labels, folds: list[Fold], config, mak
     entry = entries["stack"]
     started = time.monotonic()
     parts = [n for n, e in entries.items() if n != "stack" and e.status == "succeeded"]
+    if len(folds) < 2:
+        entry.status, entry.reason = "failed", "stack: needs two backtest cut-offs to cross-fit its meta-learner"
+        return
     if len(parts) < 2:
         entry.status, entry.reason = "failed", f"stack: needs two fitted candidates, got {len(parts)}"
         return

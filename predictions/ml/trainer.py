@@ -90,12 +90,27 @@ def selection_split(labels: np.ndarray, rng: np.random.Generator, min_class_coun
     return np.sort(np.concatenate(select)), np.sort(np.concatenate(report))
 
 
-def _samples_by_cutoff(frame: EventFrame, config: TrainConfig, validation_cutoff: int, first_ts: int):
+def backtest_step(config: TrainConfig, validation_cutoff: int, first_ts: int) -> int:
+    """Seconds between backtest origins: the horizon, halved until every fold has a training cut-off.
+
+    Origins closer than the horizon have overlapping outcome windows, which is fine for a backtest
+    and is what lets a short history (CDNOW's 39-week calibration period with a 13-week horizon)
+    still give three origins.
+    """
+    h = step = config.horizon_seconds
+    while step >= 3600:
+        if all(validation_cutoff - k * step - h > first_ts for k in range(config.backtest_folds)):
+            return step
+        step //= 2
+    return h
+
+
+def _samples_by_cutoff(frame: EventFrame, config: TrainConfig, validation_cutoff: int, first_ts: int, step: int):
     """Label every cut-off any fold needs, once: {cutoff: Samples}."""
     h = config.horizon_seconds
     wanted = set()
     for k in range(config.backtest_folds):
-        v = validation_cutoff - k * h
+        v = validation_cutoff - k * step
         wanted.update(c for c in (v - j * h for j in range(config.n_cutoffs + 1)) if c > first_ts)
     return {c: label_cutoff(frame, c, config) for c in sorted(wanted)}
 
@@ -142,7 +157,8 @@ def _train_model(frame, config, *, artifact_dir, progress, should_cancel) -> Tra
     deadline = started + config.time_limit_seconds if config.time_limit_seconds else None
     set_determinism(config.seed)
     split = build_split(frame, config)  # fold 0; raises NotEnoughData with the counts
-    by_cutoff = _samples_by_cutoff(frame, config, split.validation_cutoff, int(frame.ts.min()))
+    step = backtest_step(config, split.validation_cutoff, int(frame.ts.min()))
+    by_cutoff = _samples_by_cutoff(frame, config, split.validation_cutoff, int(frame.ts.min()), step)
     cutoffs = list(by_cutoff)
     offsets = np.cumsum([0] + [len(by_cutoff[c]) for c in cutoffs])
     position = {c: np.arange(offsets[i], offsets[i + 1]) for i, c in enumerate(cutoffs)}
@@ -162,7 +178,7 @@ def _train_model(frame, config, *, artifact_dir, progress, should_cancel) -> Tra
     folds: list[Fold] = [Fold(v0, np.concatenate([position[c] for c in split.train_cutoffs]), select_rows)]
     dropped = []
     for k in range(1, config.backtest_folds):
-        v = v0 - k * h
+        v = v0 - k * step
         train_cuts = [v - j * h for j in range(config.n_cutoffs, 0, -1) if v - j * h in position]
         if v not in position or not train_cuts:
             dropped.append(f"cut-off {k} has no earlier training cut-off")
@@ -244,6 +260,7 @@ def _train_model(frame, config, *, artifact_dir, progress, should_cancel) -> Tra
     scoreboard = {
         "served": served, "why": why, "fallback": why.startswith("fell back") or (config.arch != "auto" and served != config.arch),
         "requested": config.arch, "folds": [int(f.cutoff) for f in folds], "folds_dropped": dropped,
+        "fold_step_seconds": int(step),
         "report_contacts": int(len(report_rows)), "report_is_selection": not halved,
         "candidates": lines,
     }

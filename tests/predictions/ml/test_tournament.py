@@ -86,7 +86,7 @@ def test_served_explanations_add_up_to_the_calibrated_probability(auto_run):
     assert len(scored.raw_scores) == len(scored) and scorer.arch == result.arch
     explanations = explain_contacts(scorer, frame, scored.contacts[:10], top_k=3)
     for e, p in zip(explanations, scored.probabilities[:10], strict=True):
-        assert e.probability == pytest.approx(p, abs=1e-9)
+        assert e.probability == pytest.approx(p, abs=1e-6)
         assert e.base_value + sum(f.contribution for f in e.all_factors) == pytest.approx(e.probability, abs=1e-6)
         assert len(e.factors) <= 3 and "base_value" in e.to_dict()
 
