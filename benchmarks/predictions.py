@@ -155,7 +155,8 @@ def table(case: dict, runs: dict[str, dict]) -> str:
             continue
         board = run["scoreboard"]
         lines += [f"{head} · {variant} · validation cut-off {run['validation_cutoff']} · {run['counts']}",
-                  f"served {board['served']}: {board['why']}" + (" (FALL-BACK)" if board["fallback"] else ""),
+                  f"served {board['served']}: {board['why']}" + (" (FALL-BACK)" if board["fallback"] else "")
+                  + f" · origins {board.get('fold_step_seconds', 0) // DAY}d apart, dropped: {board['folds_dropped']}",
                   f"{'candidate':10}{'ROC-AUC':>16}{'PR-AUC':>16}{'Brier':>16}{'fit s':>8}{'report AUC':>11}  status"]
         for c in board["candidates"]:
             if c["status"] == "succeeded":

@@ -51,7 +51,7 @@ class TrainConfig:
     # larger is only tried while the time budget allows.
     unit_choices: tuple[int, ...] | None = None
     hmm_states: int = 4
-    hmm_iterations: int = 60
+    hmm_iterations: int = 100
     hmm_max_sequences: int = 5_000
     # A candidate needs this many positives and negatives in its training samples to be fitted.
     min_candidate_class_count: int = 10

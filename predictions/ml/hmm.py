@@ -66,7 +66,8 @@ class StateModel:
         rng = np.random.default_rng(self.seed)
         chosen = np.sort(rng.permutation(len(tokens))[: self.max_sequences])
         X, lengths = _flatten(tokens[chosen])
-        model = CategoricalHMM(n_components=self.n_states, n_iter=self.iterations, tol=1e-3,
+        # converged: the log-likelihood moves by less than 1e-4 nats per token between iterations
+        model = CategoricalHMM(n_components=self.n_states, n_iter=self.iterations, tol=max(1e-2, 1e-4 * len(X)),
                                random_state=self.seed, n_features=N_SYMBOLS, init_params="ste", params="ste")
         try:
             model.fit(X, lengths)

@@ -185,7 +185,8 @@ def _train_model(frame, config, *, artifact_dir, progress, should_cancel) -> Tra
             continue
         train_rows = np.concatenate([position[c] for c in train_cuts])
         y_val, y_train = labels[position[v]], labels[train_rows]
-        if min(y_val.sum(), len(y_val) - y_val.sum(), y_train.sum()) < config.min_validation_per_class:
+        if min(y_val.sum(), len(y_val) - y_val.sum(), y_train.sum(), len(y_train) - y_train.sum()) \
+                < config.min_validation_per_class:
             dropped.append(f"cut-off {k} has too few positives or negatives")
             continue
         folds.append(Fold(v, train_rows, position[v]))

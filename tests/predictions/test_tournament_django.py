@@ -76,7 +76,11 @@ def test_stage_suggestions_wait_for_a_person(workspace_with_key):
     from funnel_site.events.models import StageMapping
     from funnel_site.events.stages import StageResolver
     from predictions.selectors import stage_suggestions
-    from predictions.services import stage_suggestion_accept, stage_suggestion_dismiss, stage_suggestions_refresh
+    from predictions.services import (
+        stage_suggestion_accept,
+        stage_suggestion_dismiss,
+        stage_suggestions_refresh,
+    )
 
     workspace, _ = workspace_with_key
     _journeys(workspace)

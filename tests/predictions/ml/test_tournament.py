@@ -22,7 +22,7 @@ def tiny_auto(**changes):
     """Every candidate at toy sizes (1 epoch, 4 units) on the random frame."""
     base = dict(arch="auto", horizon_seconds=7 * DAY, lookback_seconds=14 * DAY, n_cutoffs=2, units=4,
                 unit_choices=(4,), embedding_dim=2, dense_units=4, epochs=1, batch_size=256, max_events=16,
-                min_positives=20, min_negatives=20, min_report_class_count=5, hmm_iterations=30,
+                min_positives=20, min_negatives=20, min_report_class_count=5, hmm_iterations=100,
                 hmm_max_sequences=300)
     base.update(changes)
     return order_config(**base)
