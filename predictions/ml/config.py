@@ -52,7 +52,7 @@ class TrainConfig:
     unit_choices: tuple[int, ...] | None = None
     hmm_states: int = 4
     hmm_iterations: int = 100
-    hmm_max_sequences: int = 5_000
+    hmm_max_sequences: int = 2_000
     # A candidate needs this many positives and negatives in its training samples to be fitted.
     min_candidate_class_count: int = 10
     # The reference design used 256 units; 32 keeps a 100k-contact run within 5 minutes on 2 CPU cores.
