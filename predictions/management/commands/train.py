@@ -40,6 +40,8 @@ def version_payload(version: ModelVersion) -> dict:
         "progress": version.progress,
         "validation_cutoff": version.validation_cutoff,
         "failure_reason": version.failure_reason or None,
+        # the tournament: which candidate is served and why (a fall-back to a baseline is named)
+        "scoreboard": version.scoreboard,
     }
 
 
