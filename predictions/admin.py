@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from predictions.models import ContactScore, ModelVersion
+from predictions.models import ContactScore, ModelVersion, StageSuggestion
 
 
 @admin.register(ModelVersion)
@@ -15,7 +15,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "status", "progress", "heartbeat_at", "metrics", "baselines", "candidates", "curves", "counts",
         "threshold", "calibration", "validation_cutoff", "data_end", "timings", "failure_reason",
         "artifact_path", "is_active", "activated_at", "celery_task_id", "runner", "attempts", "started_at",
-        "finished_at", "trained_arch",
+        "finished_at", "trained_arch", "scoreboard", "importance",
     ]
     actions = ["activate", "cancel"]
 
@@ -57,3 +57,35 @@ class ContactScoreAdmin(admin.ModelAdmin):
 
 # Segments and their history (predictions/segments/admin.py registers them).
 from predictions.segments import admin as _segments_admin  # noqa: E402,F401
+
+
+@admin.register(StageSuggestion)
+class StageSuggestionAdmin(admin.ModelAdmin):
+    """The CRF's suggestions for unmapped event names: a person accepts them into the stage map."""
+
+    list_display = ["event_name", "stage", "confidence", "occurrences", "status", "workspace", "created_at"]
+    list_filter = ["workspace", "status", "stage"]
+    search_fields = ["event_name"]
+    readonly_fields = ["workspace", "event_name", "stage", "confidence", "occurrences", "alternatives", "status",
+                       "created_at", "decided_at"]
+    actions = ["accept", "dismiss"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.action(description="Accept the selected suggestions into the stage map")
+    def accept(self, request, queryset):
+        from predictions.services import PredictionError, stage_suggestion_accept
+
+        for suggestion in queryset:
+            try:
+                stage_suggestion_accept(suggestion=suggestion)
+            except PredictionError as exc:
+                self.message_user(request, str(exc), level="error")
+
+    @admin.action(description="Dismiss the selected suggestions")
+    def dismiss(self, request, queryset):
+        from predictions.services import stage_suggestion_dismiss
+
+        for suggestion in queryset:
+            stage_suggestion_dismiss(suggestion=suggestion)

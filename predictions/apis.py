@@ -58,7 +58,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             "model_id", "target", "arch", "trained_arch", "ensemble", "status", "progress", "heartbeat_at",
             "horizon_seconds", "lookback_seconds", "metrics", "baselines", "candidates", "counts", "threshold",
             "calibration", "validation_cutoff", "data_end", "failure_reason", "is_active", "activated_at",
-            "created_at", "started_at", "finished_at", "config", "curves",
+            "created_at", "started_at", "finished_at", "config", "curves", "scoreboard", "importance",
         ]
 
 
@@ -72,7 +72,7 @@ class TrainRequestSerializer(serializers.Serializer):
                                      error_messages={"invalid": DURATION_INVALID})
     lookback = StrictRegexField(DURATION_PATTERN, default="28d", help_text=DURATION_HELP,
                                       error_messages={"invalid": DURATION_INVALID})
-    arch = serializers.ChoiceField(choices=Arch.choices, default=Arch.LSTM)
+    arch = serializers.ChoiceField(choices=Arch.choices, default=Arch.AUTO)
     ensemble = StrictBooleanField(default=False)
     cutoff = serializers.DateTimeField(required=False, help_text="train as of this moment (events before it)")
     auto_activate = StrictBooleanField(required=False, help_text="activate it if it beats the active model")

@@ -36,7 +36,8 @@ METRIC_COLUMNS = (
     ("recall", "recall"), ("f1", "F1"),
 )
 BASELINE_NAMES = {"prevalence": "prevalence", "logistic_regression": "logistic regression (RFM)",
-                  "gradient_boosting": "gradient-boosted trees (RFM)"}
+                  "gradient_boosting": "gradient-boosted trees (RFM)", "recency": "recency alone",
+                  "logreg": "logistic regression (RFM)", "bgnbd": "BG/NBD", "gbt": "gradient-boosted trees (RFM)"}
 
 
 def metrics_rows(model_name: str, metrics: dict, baselines: dict) -> list[dict]:

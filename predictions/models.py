@@ -17,12 +17,19 @@ class Target(models.TextChoices):
 
 
 class Arch(models.TextChoices):
-    """The sequence network; `auto` trains the candidates and keeps the best on validation."""
+    """The model family; `auto` runs the tournament of every candidate and serves the best on validation."""
 
+    AUTO = "auto", "Best of the tournament"
     LSTM = "lstm", "LSTM"
     GRU = "gru", "GRU"
     RNN = "rnn", "Simple RNN"
-    AUTO = "auto", "Best of LSTM/GRU/RNN"
+    HMM = "hmm", "Hidden Markov model (funnel stages)"
+    GBT_HMM = "gbt_hmm", "Gradient-boosted trees + HMM stage"
+    GBT = "gbt", "Gradient-boosted trees (RFM)"
+    LOGREG = "logreg", "Logistic regression (RFM)"
+    RECENCY = "recency", "Recency alone"
+    BGNBD = "bgnbd", "BG/NBD"
+    STACK = "stack", "Stacked fusion"
 
 
 class ModelVersion(models.Model):
@@ -46,8 +53,8 @@ class ModelVersion(models.Model):
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="model_versions")
     target = models.CharField(max_length=16, choices=Target.choices)
-    arch = models.CharField(max_length=8, choices=Arch.choices, default=Arch.LSTM, help_text="as requested")
-    trained_arch = models.CharField(max_length=8, blank=True, help_text="the network kept (auto: the best)")
+    arch = models.CharField(max_length=8, choices=Arch.choices, default=Arch.AUTO, help_text="as requested")
+    trained_arch = models.CharField(max_length=8, blank=True, help_text="the candidate served (auto: the best)")
     ensemble = models.BooleanField(default=False)
     # TrainConfig.to_dict() plus `cutoff_unix` (train as of that moment) and `auto_activate`
     config = models.JSONField(default=dict)
@@ -64,6 +71,10 @@ class ModelVersion(models.Model):
     validation_cutoff = models.DateTimeField(null=True, blank=True)
     data_end = models.DateTimeField(null=True, blank=True, help_text="newest event used + 1 s")
     timings = models.JSONField(default=dict, blank=True)
+    # the tournament: every candidate's backtest figures, the served one and why (ml.trainer.TrainResult)
+    scoreboard = models.JSONField(default=dict, blank=True)
+    # global importance of the served model by event type and by recency bucket, for the model page
+    importance = models.JSONField(default=dict, blank=True)
     failure_reason = models.TextField(blank=True)
     artifact_path = models.CharField(max_length=500, blank=True)
     is_active = models.BooleanField(default=False)
@@ -283,3 +294,36 @@ class SegmentSize(models.Model):
 
     class Meta:
         ordering = ["at", "id"]
+
+
+class StageSuggestion(models.Model):
+    """A stage the CRF tagger suggests for an event name the stage map does not know.
+
+    Nothing changes by itself: a person accepts it (`stage_suggestion_accept` writes the
+    StageMapping) or dismisses it. Re-running the tagger refreshes pending suggestions only.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACCEPTED = "accepted", "Accepted"
+        DISMISSED = "dismissed", "Dismissed"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="stage_suggestions")
+    event_name = models.CharField(max_length=200)
+    stage = models.CharField(max_length=16, help_text="suggested funnel stage")
+    confidence = models.FloatField(help_text="mean CRF marginal probability of the stage over the name's events")
+    occurrences = models.PositiveIntegerField(default=0)
+    # the other stages' mean marginals, e.g. {"interest": 0.2, ...}
+    alternatives = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(default=timezone.now)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-confidence", "event_name"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "event_name"], name="uniq_stage_suggestion")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_name} -> {self.stage} ({self.confidence:.0%}, {self.status})"

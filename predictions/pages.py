@@ -84,7 +84,7 @@ def models(request, slug: str):
                 workspace=workspace, target=request.POST.get("target", ""),
                 horizon_seconds=_seconds(request.POST.get("horizon", ""), "horizon"),
                 lookback_seconds=_seconds(request.POST.get("lookback", ""), "lookback"),
-                arch=request.POST.get("arch", Arch.LSTM), ensemble=bool(request.POST.get("ensemble")),
+                arch=request.POST.get("arch", Arch.AUTO), ensemble=bool(request.POST.get("ensemble")),
             )
         except PredictionError as exc:
             messages.error(request, str(exc))
@@ -108,7 +108,7 @@ def detail(request, slug: str, model_id: int):
     context = {
         "workspace": workspace, "version": version, "progress": progress_text(version),
         "columns": [label for _, label in METRIC_COLUMNS],
-        "rows": metrics_rows(f"{version.trained_arch or version.arch}{' + GBT' if version.ensemble else ''} (this model)",
+        "rows": metrics_rows(f"{version.trained_arch or version.arch} (this model)",
                              version.metrics, version.baselines) if version.metrics else [],
         "roc": roc_spec(version.curves.get("roc", [])),
         "reliability": reliability_spec(version.curves.get("reliability", [])),

@@ -128,12 +128,16 @@ def _explain(version: ModelVersion, frame, contacts, cutoff: int) -> dict[int, t
     except PredictionError as exc:
         log.warning("explain_failed", model=version.pk, reason=str(exc))
         return {}
-    return {e.contact: (e.base_value, factors_json(e.factors)) for e in explanations}
+    return {e.contact: (e.base_value, factors_json(e.factors, other=e.other)) for e in explanations}
 
 
-def factors_json(factors) -> list[dict]:
-    """Stored form of explanation factors: [{"text", "value", "kind"}], strongest first."""
-    return [{"text": f.text, "value": round(float(f.contribution), 5), "kind": f.kind} for f in factors]
+def factors_json(factors, *, other: float = 0.0) -> list[dict]:
+    """Stored form of explanation factors: [{"text", "value", "kind"}], strongest first, then the
+    sum of the factors left out ("All other factors"), so base value + values = the probability."""
+    out = [{"text": f.text, "value": round(float(f.contribution), 5), "kind": f.kind} for f in factors]
+    if abs(other) >= 5e-4:
+        out.append({"text": "All other factors", "value": round(float(other), 5), "kind": "other"})
+    return out
 
 
 def percentiles_of(*, workspace_id: int, target: str, raw: np.ndarray, run=None) -> np.ndarray:

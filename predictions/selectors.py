@@ -100,3 +100,11 @@ def scoring_run_get(*, workspace: Workspace, run_id) -> object:
         return ScoringRun.objects.get(workspace=workspace, pk=int(run_id))
     except (ScoringRun.DoesNotExist, TypeError, ValueError):
         raise NotFound(f"scoring run {run_id} does not exist in workspace {workspace.slug!r}") from None
+
+
+def stage_suggestions(workspace_id: int, *, status: str | None = "pending") -> QuerySet:
+    """The CRF's stage suggestions for unmapped event names of a workspace, most confident first."""
+    from predictions.models import StageSuggestion
+
+    qs = StageSuggestion.objects.filter(workspace_id=workspace_id).order_by("-confidence", "event_name")
+    return qs.filter(status=status) if status else qs

@@ -50,7 +50,9 @@ class TrainingInProgress(PredictionError):
 TUNABLE = frozenset(
     {"max_events", "n_cutoffs", "min_positives", "min_negatives", "min_validation_per_class", "units",
      "embedding_dim", "dense_units", "dropout", "learning_rate", "epochs", "batch_size", "patience",
-     "calibration", "threshold", "time_limit_seconds", "sequence_budget", "min_report_class_count"}
+     "calibration", "threshold", "time_limit_seconds", "sequence_budget", "min_report_class_count",
+     "backtest_folds", "unit_choices", "hmm_states", "hmm_iterations", "hmm_max_sequences", "isotonic_min_bin",
+     "min_candidate_class_count"}
 )
 
 
@@ -59,7 +61,7 @@ def train_config_build(
     target: str,
     horizon_seconds: int,
     lookback_seconds: int,
-    arch: str = Arch.LSTM,
+    arch: str = Arch.AUTO,
     ensemble: bool = False,
     seed: int = 0,
     overrides: dict | None = None,
@@ -68,13 +70,15 @@ def train_config_build(
     if target not in Target.values:
         raise PredictionError(f"unknown target {target!r}: use purchase or churn")
     if arch not in Arch.values:
-        raise PredictionError(f"unknown arch {arch!r}: use lstm, gru, rnn or auto")
+        raise PredictionError(f"unknown arch {arch!r}: use {', '.join(Arch.values)}")
     if horizon_seconds <= 0:
         raise PredictionError(f"the horizon must be longer than zero, got {horizon_seconds} seconds")
     if lookback_seconds < horizon_seconds:
         raise PredictionError(
             f"the lookback ({_human(lookback_seconds)}) must not be shorter than the horizon ({_human(horizon_seconds)})"
         )
+    if ensemble and arch in (Arch.AUTO, Arch.STACK):
+        arch = Arch.STACK  # the seed's "ensemble" is now the stacked fusion of the tournament
     unknown = set(overrides or {}) - TUNABLE
     if unknown:
         raise PredictionError(f"unknown training option(s): {', '.join(sorted(unknown))}")
@@ -94,7 +98,7 @@ def model_version_queue(
     target: str,
     horizon_seconds: int = 7 * DAY,
     lookback_seconds: int = 28 * DAY,
-    arch: str = Arch.LSTM,
+    arch: str = Arch.AUTO,
     ensemble: bool = False,
     cutoff: datetime | None = None,
     seed: int = 0,
@@ -307,3 +311,78 @@ def _send_explain(score_id: int) -> None:
     from predictions.tasks import explain_score
 
     explain_score.delay(score_id)
+
+
+# --- stage suggestions (CRF tagging of unmapped event names; a person accepts them) -------------
+
+
+def stage_suggestions_refresh(*, workspace: Workspace, max_sequences: int = 3000) -> int:
+    """Run the CRF tagger on the workspace's events and store a suggestion per unmapped name.
+
+    Unmapped: neither the default map nor the workspace's StageMapping knows the name (a mapping to
+    "no stage" counts as known) and it is not an outbound event. Pending suggestions are replaced;
+    accepted or dismissed ones are kept as decided. Returns the number of suggestions stored.
+    """
+    import numpy as np
+
+    from funnel_site.events.columns import workspace_columns
+    from funnel_site.events.models import StageMapping
+    from funnel_site.events.stages import DEFAULT_STAGE_MAP, StageResolver, is_outbound, normalise_event_name
+    from predictions.ml.stage_tagger import suggest_stages
+    from predictions.models import StageSuggestion
+
+    cols = workspace_columns(workspace.pk)
+    resolver = StageResolver.for_workspace(workspace.pk)
+    overridden = {normalise_event_name(n) for n in
+                  StageMapping.objects.filter(workspace=workspace).values_list("event_name", flat=True)}
+    known, unknown = {}, set()
+    for name in cols.names:
+        if is_outbound(name):
+            continue
+        key = normalise_event_name(name)
+        if resolver.stage_of(name):
+            known[name] = resolver.stage_of(name)
+        elif key not in overridden and key not in DEFAULT_STAGE_MAP:
+            unknown.add(name)
+    names = np.array(cols.names or [""], dtype=object)
+    suggestions = suggest_stages(cols.contact, cols.ts // 1_000_000, names[cols.name] if cols.size else names[:0],
+                                 cols.value, known, unknown, max_sequences=max_sequences) if unknown else []
+    decided = set(StageSuggestion.objects.filter(workspace=workspace).exclude(
+        status=StageSuggestion.Status.PENDING).values_list("event_name", flat=True))
+    with transaction.atomic():
+        StageSuggestion.objects.filter(workspace=workspace, status=StageSuggestion.Status.PENDING).delete()
+        StageSuggestion.objects.bulk_create([
+            StageSuggestion(workspace=workspace, event_name=s.event_name, stage=s.stage, confidence=s.confidence,
+                            occurrences=s.occurrences, alternatives=s.alternatives)
+            for s in suggestions if s.event_name not in decided
+        ])
+    log.info("stage_suggestions_refreshed", workspace=workspace.slug, unmapped=len(unknown), stored=len(suggestions))
+    return len([s for s in suggestions if s.event_name not in decided])
+
+
+def stage_suggestion_accept(*, suggestion, stage: str | None = None):
+    """Write the suggestion (or the person's corrected ``stage``) into the workspace's StageMapping."""
+    from funnel_site.events.models import FunnelStage, StageMapping
+    from predictions.models import StageSuggestion
+
+    chosen = suggestion.stage if stage is None else stage
+    if chosen not in FunnelStage.values:
+        raise PredictionError(f"stage {chosen!r} is not a funnel stage: use {', '.join(FunnelStage.values)}")
+    with transaction.atomic():
+        StageMapping.objects.update_or_create(workspace_id=suggestion.workspace_id, event_name=suggestion.event_name,
+                                              defaults={"stage": chosen})
+        StageSuggestion.objects.filter(pk=suggestion.pk).update(status=StageSuggestion.Status.ACCEPTED, stage=chosen,
+                                                               decided_at=timezone.now())
+    # no cache to drop: frames derive stages from the map each time they are read
+    suggestion.refresh_from_db()
+    return suggestion
+
+
+def stage_suggestion_dismiss(*, suggestion):
+    """Mark a suggestion dismissed (kept, so a refresh does not suggest it again)."""
+    from predictions.models import StageSuggestion
+
+    StageSuggestion.objects.filter(pk=suggestion.pk).update(status=StageSuggestion.Status.DISMISSED,
+                                                           decided_at=timezone.now())
+    suggestion.refresh_from_db()
+    return suggestion

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import io
 import json
-import pickle
 import re
 import threading
 import zipfile
@@ -26,11 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from predictions.ml import artifacts
-from predictions.ml.calibration import Calibrator
-from predictions.ml.config import TrainConfig
 from predictions.ml.data import EventFrame
 from predictions.ml.errors import ArtifactError
-from predictions.ml.features import FeatureBatch, Preprocessor
 from predictions.ml.labels import Samples
 
 _EMBEDDINGS = ("event_name", "stage", "campaign", "channel")
@@ -180,44 +176,48 @@ class NumpyNetwork:
             return self.core(self.steps(inputs), inputs["aggregates"])
 
 
+class NumpyNetworkCandidate:
+    """A stored network candidate (candidates/<arch>/model.keras) scored by the numpy forward pass:
+    the same raw score as `predictions.ml.networks.Network.score` (the logit of its output)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.network = NumpyNetwork(Path(folder) / "model.keras")
+
+    def score(self, inputs) -> np.ndarray:
+        if len(inputs) == 0:
+            return np.zeros(0)
+        output = self.network(inputs.batch.inputs())
+        return np.log(np.clip(output, 1e-7, 1 - 1e-7)) - np.log1p(-np.clip(output, 1e-7, 1 - 1e-7))
+
+
 class LightScorer:
-    """A stored model for scoring in any process without TensorFlow: preprocessing, network, GBT
-    (ensembles), calibration. Same outputs as `predictions.ml.scorer.Scorer` (tested)."""
+    """A stored model for scoring in any process without TensorFlow: the tournament's Scorer (every
+    family: classical candidates never import TensorFlow) with networks run by the numpy forward
+    pass. Same outputs as `predictions.ml.scorer.Scorer` (tested)."""
 
     def __init__(self, artifact_dir: str | Path) -> None:
-        self.artifact_dir = Path(artifact_dir)
-        self.manifest = artifacts.read_manifest(self.artifact_dir, verify=True)
-        self.config = TrainConfig.from_dict(self.manifest["config"])
-        self.threshold = float(self.manifest["threshold"])
-        self.preprocessor = Preprocessor.load(self.artifact_dir / artifacts.PREPROCESSOR_DIR)
-        try:
-            self.calibrator = Calibrator.from_dict(
-                json.loads((self.artifact_dir / artifacts.CALIBRATION_FILE).read_text())
-            )
-            self.gbt = None
-            if self.manifest.get("ensemble"):
-                with (self.artifact_dir / artifacts.GBT_FILE).open("rb") as handle:
-                    self.gbt = pickle.load(handle)
-        except (OSError, ValueError, TypeError, pickle.UnpicklingError) as error:
-            raise ArtifactError(f"model artifact {self.artifact_dir} cannot be loaded: {error}") from error
-        self.network = NumpyNetwork(self.artifact_dir / artifacts.MODEL_FILE)
+        from predictions.ml.scorer import Scorer
 
-    def raw_scores(self, batch: FeatureBatch) -> np.ndarray:
-        """Uncalibrated scores (network, averaged with the GBT for ensembles)."""
-        if len(batch) == 0:
-            return np.zeros(0)
-        raw = self.network(batch.inputs())
-        if self.gbt is not None:
-            raw = (raw + self.gbt.predict_proba(batch.aggregates)[:, 1]) / 2
-        return raw
+        self.scorer = Scorer(artifact_dir, network_loader=NumpyNetworkCandidate)
+        self.artifact_dir = self.scorer.artifact_dir
+        self.config = self.scorer.config
+        self.threshold = self.scorer.threshold
+        self.preprocessor = self.scorer.preprocessor
+        self.calibrator = self.scorer.calibrator
+        candidate = self.scorer.candidate
+        self.network = getattr(candidate, "network", None)
 
-    def score_frame(self, frame: EventFrame, contacts, cutoff: int) -> tuple[np.ndarray, np.ndarray, FeatureBatch]:
-        """(probabilities, raw scores, features) of `contacts` as of `cutoff`."""
+    @property
+    def arch(self) -> str:
+        return self.scorer.arch
+
+    def score_frame(self, frame: EventFrame, contacts, cutoff: int) -> tuple[np.ndarray, np.ndarray, object]:
+        """(probabilities, raw scores, inputs) of `contacts` as of `cutoff`."""
         ids = np.asarray(contacts, np.int64)
         samples = Samples(ids, np.full(len(ids), int(cutoff), np.int64), np.zeros(len(ids), np.int8))
-        batch = self.preprocessor.transform(frame, samples)
-        raw = self.raw_scores(batch)
-        return self.calibrator(raw), raw, batch
+        inputs = self.scorer.inputs(frame, samples)
+        raw = self.scorer.raw_scores(inputs)
+        return self.calibrator(raw), raw, inputs
 
 
 _LIGHT: dict[str, tuple[tuple, LightScorer]] = {}

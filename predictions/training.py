@@ -218,6 +218,7 @@ def _finish_success(version, result, frame, directory: Path, activate: bool, hea
         row.trained_arch = result.arch
         row.metrics, row.baselines, row.candidates = result.metrics, result.baselines, result.candidates
         row.curves, row.counts, row.timings = result.curves, result.counts, result.timings
+        row.scoreboard, row.importance = _json(result.scoreboard), _json(result.importance)
         row.threshold, row.calibration = result.threshold, result.calibration
         row.validation_cutoff = unix_to_datetime(result.validation_cutoff)
         row.data_end = unix_to_datetime(frame.end_ts)
@@ -234,6 +235,13 @@ def _finish_success(version, result, frame, directory: Path, activate: bool, hea
             transaction.on_commit(lambda: scoring_queue(version_id=row.pk))
     log.info("model_version_succeeded", model=version.pk, roc_auc=result.metrics.get("roc_auc"), activated=activate)
     return Status.SUCCEEDED
+
+
+def _json(value: dict) -> dict:
+    """Plain JSON types only (numpy floats from the ML package become floats)."""
+    import json
+
+    return json.loads(json.dumps(value, default=float))
 
 
 def _finish(version: ModelVersion, status: str, reason: str, counts: dict | None = None) -> str:

@@ -17,9 +17,9 @@ from django.views.decorators.http import require_POST
 from funnel_site.dashboard import charts as ui_charts
 from funnel_site.dashboard.selectors import workspace_event_names
 from funnel_site.dashboard.views import workspace_for
+from funnel_site.events.columns import ReadModelUnavailable
 from funnel_site.events.roles import EDITOR
 from funnel_site.events.stages import STAGES
-from funnel_site.events.columns import ReadModelUnavailable
 from funnel_site.funnels import charts
 from funnel_site.funnels.engine import FunnelDefinitionError, FunnelTimeoutError
 from funnel_site.funnels.forms import FunnelExplorerForm, initial_from_definition

@@ -6,6 +6,10 @@ import TensorFlow, so web processes may validate configs. The heavy entry points
 - ``predictions.ml.trainer.train_model(frame, config, *, artifact_dir, progress, should_cancel)``
 - ``predictions.ml.scorer.Scorer(artifact_dir).score(frame, cutoff=None, contacts=None)``
 - ``predictions.ml.explain.explain_contacts(scorer, frame, contacts, cutoff=None, top_k=3)``
+- ``predictions.ml.stage_tagger.suggest_stages(...)`` (CRF stage suggestions for unmapped names)
+
+The tournament's candidates live in ``candidates`` (classical), ``networks``, ``hmm``, ``bgnbd`` and
+``stack``; ``tournament`` runs the backtest and the selection rule.
 """
 
 from .config import TrainConfig, parse_duration

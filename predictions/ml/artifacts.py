@@ -1,7 +1,9 @@
 """Artifact directory layout, atomic publishing and integrity checks (no TensorFlow here).
 
-Layout: manifest.json (metadata + sha256 of every other file), model.keras, preprocessor/,
-calibration.json, background.npz (SHAP reference samples), gbt.pkl (ensemble only).
+Layout: manifest.json (metadata + sha256 of every other file; ``arch`` names the served candidate),
+preprocessor/, calibration.json, background.npz (explanation reference samples), hmm.pkl (when the
+served candidate reads the HMM state), candidates/<name>/ (the served candidate; for the stack also
+its parts).
 """
 
 from __future__ import annotations
@@ -16,14 +18,14 @@ from pathlib import Path
 
 from .errors import ArtifactError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
-MODEL_FILE = "model.keras"
 PREPROCESSOR_DIR = "preprocessor"
 CALIBRATION_FILE = "calibration.json"
 BACKGROUND_FILE = "background.npz"
-GBT_FILE = "gbt.pkl"
-REQUIRED = (MODEL_FILE, CALIBRATION_FILE, BACKGROUND_FILE)
+HMM_FILE = "hmm.pkl"
+CANDIDATES_DIR = "candidates"
+REQUIRED = (CALIBRATION_FILE, BACKGROUND_FILE)
 
 
 def _sha256(path: Path) -> str:

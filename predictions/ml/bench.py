@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--events", type=int, default=64)
-    parser.add_argument("--arch", default="lstm")
+    parser.add_argument("--arch", default="lstm", help="a candidate, or auto (the whole tournament)")
     parser.add_argument("--epochs", type=int, default=None, help="default: TrainConfig's")
     parser.add_argument("--units", type=int, default=None, help="default: TrainConfig's")
     parser.add_argument("--batch-size", type=int, default=None, help="default: TrainConfig's")
@@ -94,14 +94,10 @@ def main(argv: list[str] | None = None) -> dict:
         "generate_seconds": round(generated, 1),
         "train_wall_seconds": round(wall, 1),
         "phase_seconds": result.timings,
-        "training_sequences_per_second": round(
-            train_samples * result.epochs_trained / result.timings["network"], 1
-        ),
+        "candidate_seconds": result.timings["candidates"],
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "roc_auc": {
-            "lstm": result.metrics["roc_auc"],
-            **{k: v["roc_auc"] for k, v in result.baselines.items()},
-        },
+        "roc_auc": {c["name"]: c.get("roc_auc") for c in result.scoreboard["candidates"]},
+        "served": result.arch,
         "cpu_count": os.cpu_count(),
     }
     print(json.dumps(figures, indent=1))

@@ -9,8 +9,13 @@ from dataclasses import dataclass
 from .errors import ConfigError
 
 TARGETS = ("purchase", "churn")
-ARCHS = ("lstm", "gru", "rnn", "auto")
-CALIBRATIONS = ("auto", "platt", "isotonic", "none")
+# Candidates of the tournament, simplest first (a tie on validation goes to the earlier one).
+CANDIDATES = ("recency", "logreg", "bgnbd", "gbt", "hmm", "gbt_hmm", "rnn", "gru", "lstm", "stack")
+# The single baselines a user would pick instead: the served model may never lose to the best of
+# them by more than one standard error.
+BASELINES = ("recency", "logreg", "bgnbd", "gbt")
+ARCHS = (*CANDIDATES, "auto")
+CALIBRATIONS = ("auto", "platt", "beta", "isotonic", "none")
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
@@ -38,8 +43,18 @@ class TrainConfig:
     min_negatives: int = 100
     # The validation cut-off needs both classes to measure anything.
     min_validation_per_class: int = 10
-    arch: str = "lstm"
+    arch: str = "auto"
     ensemble: bool = False
+    # Rolling-origin backtest: validation cut-offs, each one horizon before the next (>= 3 for auto).
+    backtest_folds: int = 3
+    # Network sizes tried (units), chosen by validation; None: half of ``units`` and ``units``. The
+    # larger is only tried while the time budget allows.
+    unit_choices: tuple[int, ...] | None = None
+    hmm_states: int = 4
+    hmm_iterations: int = 100
+    hmm_max_sequences: int = 2_000
+    # A candidate needs this many positives and negatives in its training samples to be fitted.
+    min_candidate_class_count: int = 10
     # The reference design used 256 units; 32 keeps a 100k-contact run within 5 minutes on 2 CPU cores.
     units: int = 32
     embedding_dim: int = 8
@@ -62,13 +77,15 @@ class TrainConfig:
     # below this many positives (or negatives) per half, validation is not halved (see selection_split)
     min_report_class_count: int = 20
     calibration: str = "auto"
-    # Below this many validation samples Platt scaling is used, isotonic at or above.
-    isotonic_min_samples: int = 2_000
+    # Isotonic calibration pools samples into bins of at least this many (no steps from a handful).
+    isotonic_min_bin: int = 50
     # None: choose the threshold that maximises F1 on (cross-fitted) validation predictions.
     threshold: float | None = None
     background_size: int = 64
 
     def __post_init__(self) -> None:
+        if self.unit_choices is not None:
+            object.__setattr__(self, "unit_choices", tuple(int(u) for u in self.unit_choices))
         if self.target not in TARGETS:
             raise ConfigError(f"unknown target {self.target!r}; expected one of {', '.join(TARGETS)}")
         if self.arch not in ARCHS:
@@ -90,6 +107,10 @@ class TrainConfig:
             "embedding_dim",
             "dense_units",
             "batch_size",
+            "backtest_folds",
+            "hmm_states",
+            "hmm_iterations",
+            "isotonic_min_bin",
         )
         if self.epochs is not None and self.epochs < 1:
             raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
@@ -102,6 +123,8 @@ class TrainConfig:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.time_limit_seconds is not None and self.time_limit_seconds <= 0:
             raise ConfigError(f"time limit must be positive, got {self.time_limit_seconds}")
+        if self.unit_choices is not None and (not self.unit_choices or any(int(u) < 1 for u in self.unit_choices)):
+            raise ConfigError(f"unit_choices must be positive sizes, got {self.unit_choices}")
         if self.threshold is not None and not 0.0 < self.threshold < 1.0:
             raise ConfigError(f"threshold must be in (0, 1), got {self.threshold}")
 
@@ -119,7 +142,23 @@ class TrainConfig:
     def from_dict(cls, data: dict) -> TrainConfig:
         """Rebuild from :meth:`to_dict` output, ignoring unknown keys from newer versions."""
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        values = {k: v for k, v in data.items() if k in names}
+        if values.get("unit_choices") is not None:
+            values["unit_choices"] = tuple(int(u) for u in values["unit_choices"])
+        return cls(**values)
+
+    def network_sizes(self) -> tuple[int, ...]:
+        """The unit counts the networks try, smallest first."""
+        if self.unit_choices is not None:
+            return tuple(sorted({int(u) for u in self.unit_choices}))
+        return tuple(sorted({max(2, self.units // 2), self.units}))
+
+    def candidates(self) -> tuple[str, ...]:
+        """The candidates to train: every one for ``auto``; else the requested one plus the baselines,
+        so a user who insists on an architecture still sees (and is protected by) the baselines."""
+        if self.arch == "auto":
+            return CANDIDATES
+        return tuple(c for c in CANDIDATES if c in BASELINES or c == self.arch)
 
     def replace(self, **changes) -> TrainConfig:
         """A copy with some fields changed (validated again)."""

@@ -1,167 +1,78 @@
-"""SHAP explanations in a marketer's words, behind one function: ``explain_contacts``.
+"""Explanations in a marketer's words, in probability units of the served model: ``explain_contacts``.
 
-GradientExplainer (expected gradients) runs on the model's float ``core`` (step vectors +
-aggregates); DeepExplainer breaks on TF2 LSTMs. Step attributions are summed per event, events of the
-same name are grouped, and aggregates become sentences such as "No activity for 19 days".
+Each candidate explains its own score additively (``Candidate.explain``: base + sum == score; SHAP
+GradientExplainer for the networks, TreeExplainer for the trees, exact linear / Shapley terms for
+the others, the parts combined by their weights for the stack). The calibration map is then folded
+in by its secant: with b the base score, s the contact's score, B = cal(b) and P = cal(s), every
+contribution is multiplied by (P - B) / (s - b) (the derivative of the map at s when s == b). So
+``base_value + sum(all contributions) == probability`` to float rounding (1e-9), each factor keeps
+its sign, and they read as probability points of the calibrated model.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
-import shap
-import tensorflow as tf
 
+from .candidates import ExplainContext
 from .data import EventFrame
-from .features import AGGREGATE_FEATURES, FeatureBatch
 from .scorer import Scorer
+from .words import EVENT_PHRASES, event_phrase, humanize_seconds, recency_bucket
 
-EVENT_PHRASES = {
-    "pv": "Viewed a product",
-    "product viewed": "Viewed a product",
-    "page": "Viewed a page",
-    "page viewed": "Viewed a page",
-    "cart": "Added to cart",
-    "product added": "Added to cart",
-    "checkout started": "Started checkout",
-    "buy": "Purchased",
-    "order completed": "Purchased",
-    "fav": "Added to favourites",
-    "product added to wishlist": "Added to wishlist",
-    "email_open": "Opened an email",
-    "email opened": "Opened an email",
-    "email_click": "Clicked an email",
-    "email clicked": "Clicked an email",
-    "promotion viewed": "Saw a promotion",
-    "promotion clicked": "Clicked a promotion",
-    "review": "Wrote a review",
-    "product reviewed": "Wrote a review",
-    "referral": "Referred someone",
-    "signup": "Signed up",
-    "signed up": "Signed up",
-}
+__all__ = ["EVENT_PHRASES", "Explanation", "Factor", "event_phrase", "explain_contacts", "global_importance",
+           "humanize_seconds"]
 
 
 @dataclass(frozen=True)
 class Factor:
-    """One reason behind a score; ``contribution`` is signed (probability points of the network)."""
+    """One reason behind a score; ``contribution`` is signed, in probability points of the served model."""
 
     text: str
     contribution: float
-    kind: str  # event | aggregate
+    kind: str  # event | aggregate | state | history
 
 
 @dataclass(frozen=True)
 class Explanation:
-    """A contact's calibrated probability and its top factors, strongest first."""
+    """A contact's calibrated probability, the base value and its top factors, strongest first.
+
+    ``base_value`` + the contributions of *all* factors (not only the top ones) == ``probability``.
+    """
 
     contact: int
     probability: float
     factors: list[Factor]
-    # The probability with no information about the contact (the calibrated mean output on the
-    # background); base_value + every contribution (the top factors + `other`) = probability.
     base_value: float = 0.0
-    other: float = 0.0  # the contributions of the factors left out of `factors`
+    all_factors: list[Factor] = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def other(self) -> float:
+        """The contributions of the factors left out of ``factors`` (so the parts add up)."""
+        return self.probability - self.base_value - sum(f.contribution for f in self.factors)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        del out["all_factors"]
+        out["other"] = self.other
+        return out
 
 
-def humanize_seconds(seconds: float) -> str:
-    """'3 minutes', '5 hours', '19 days', '10 weeks' (rounded down)."""
-    seconds = max(float(seconds), 0.0)
-    # Days up to eight weeks read best ("19 days", "28 days"); weeks beyond that.
-    for unit, size, minimum in (
-        ("week", 7 * 86400, 8),
-        ("day", 86400, 1),
-        ("hour", 3600, 1),
-        ("minute", 60, 1),
-    ):
-        if seconds >= size * minimum:
-            count = int(seconds // size)
-            return f"{count} {unit}{'s' if count != 1 else ''}"
-    return "less than a minute"
-
-
-def event_phrase(name: str) -> str:
-    """Plain words for an event name ('cart' -> 'Added to cart'); unknown names are quoted."""
-    return EVENT_PHRASES.get(name.strip().lower(), f'Did "{name}"')
-
-
-def _aggregate_text(name: str, raw: np.ndarray, lookback: str) -> str | None:
-    index = {n: i for i, n in enumerate(AGGREGATE_FEATURES)}
-
-    def value(key: str) -> float:
-        return float(raw[index[key]])
-
-    count = int(value(name)) if name.endswith(("_in_lookback", "_total")) else 0
-    plural = "s" if count != 1 else ""
-    amount = str(count) if count else "No"
-    if name == "seconds_since_last_event":
-        return f"No activity for {humanize_seconds(value(name))}"
-    if name == "events_in_lookback":
-        return f"{amount} event{plural} in the last {lookback}"
-    if name == "events_total":
-        return f"{amount} event{plural} in total"
-    if name == "purchases_in_lookback":
-        return f"{amount} purchase{plural} in the last {lookback}"
-    if name == "purchases_total":
-        return f"{amount} purchase{plural} in total"
-    if name == "value_in_lookback":
-        spent = value(name)
-        return (
-            f"Spent {spent:,.2f} in the last {lookback}"
-            if spent > 0
-            else f"Spent nothing in the last {lookback}"
-        )
-    if name in ("seconds_since_last_purchase", "has_purchased"):
-        if value("has_purchased") < 0.5:
-            return "Has never purchased"
-        return f"Last purchase {humanize_seconds(value('seconds_since_last_purchase'))} ago"
-    if name == "tenure_seconds":
-        return f"First seen {humanize_seconds(value(name))} ago"
-    if name.endswith("_events_in_lookback"):
-        stage = name.removesuffix("_events_in_lookback")
-        return f"{amount} {stage}-stage event{plural} in the last {lookback}"
-    return None
-
-
-def _factors_for(i, batch, step_values, aggregate_values, frame, cutoff, lookback) -> list[Factor]:
-    by_name: dict[str, list] = {}
-    for step in np.flatnonzero(batch.event_rows[i] >= 0):
-        row = batch.event_rows[i, step]
-        entry = by_name.setdefault(str(frame.name[row]), [0.0, 0, 0])
-        entry[0] += float(step_values[i, step])
-        entry[1] += 1
-        entry[2] = max(entry[2], int(frame.ts[row]))
-    factors = []
-    for name, (contribution, count, newest) in by_name.items():
-        ago = humanize_seconds(cutoff - newest)
-        text = (
-            f"{event_phrase(name)} {ago} ago"
-            if count == 1
-            else f"{event_phrase(name)} {count} times, last {ago} ago"
-        )
-        factors.append(Factor(text, contribution, "event"))
-    merged: dict[str, float] = {}
-    for j, name in enumerate(AGGREGATE_FEATURES):
-        text = _aggregate_text(name, batch.raw_aggregates[i], lookback)
-        if text is not None:
-            merged[text] = merged.get(text, 0.0) + float(aggregate_values[i, j])
-    factors.extend(Factor(text, value, "aggregate") for text, value in merged.items())
-    return factors
-
-
-def _per_input(values, n_inputs: int) -> list[np.ndarray]:
-    """Normalise shap's return value to one array per input (single output squeezed)."""
-    if isinstance(values, list) and len(values) == 1 and isinstance(values[0], list):
-        values = values[0]
-    out = []
-    for array in values[:n_inputs]:
-        array = np.asarray(array)
-        out.append(array[..., 0] if array.shape[-1] == 1 and array.ndim >= 3 else array)
-    return out
+def _attribute(scorer: Scorer, frame: EventFrame, contacts, cutoff, nsamples: int, seed: int):
+    cutoff = frame.end_ts if cutoff is None else int(cutoff)
+    samples = scorer.samples(frame, cutoff, contacts)
+    inputs = scorer.inputs(frame, samples)
+    context = ExplainContext(scorer.background, frame, scorer.config.lookback_seconds, scorer.state_names,
+                             nsamples, seed)
+    attribution = scorer.candidate.explain(inputs, context)
+    probability = scorer.calibrator(attribution.value)
+    base_probability = scorer.calibrator(attribution.base)
+    step = 1e-4
+    derivative = (scorer.calibrator(attribution.value + step) - scorer.calibrator(attribution.value - step)) / (2 * step)
+    gap = attribution.value - attribution.base
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(np.abs(gap) > 1e-9, (probability - base_probability) / gap, derivative)
+    return samples, attribution, probability, base_probability, scale
 
 
 def explain_contacts(
@@ -176,59 +87,38 @@ def explain_contacts(
 ) -> list[Explanation]:
     """Explain the scores of ``contacts`` as of ``cutoff`` (default: just after the newest event).
 
-    Returns one Explanation per contact with its ``top_k`` factors by absolute contribution.
+    One Explanation per contact with its ``top_k`` factors by absolute contribution.
     """
-    cutoff = frame.end_ts if cutoff is None else int(cutoff)
-    samples = scorer.samples(frame, cutoff, contacts)
-    batch: FeatureBatch = scorer.preprocessor.transform(frame, samples)
-    raw = scorer.raw_scores(batch)
-    probabilities = scorer.calibrator(raw)
-    encoder, core = scorer.model.get_layer("encoder"), scorer.model.get_layer("core")
-    sequence_names = [name for name in encoder.input]
-
-    def encode(inputs: dict) -> np.ndarray:
-        return encoder({k: tf.constant(inputs[k]) for k in sequence_names}, training=False).numpy()
-
-    background = [encode(scorer.background), scorer.background["aggregates"]]
-    inputs = batch.inputs()
-    explainer = shap.GradientExplainer(core, background)
-    values = explainer.shap_values([encode(inputs), inputs["aggregates"]], nsamples=nsamples, rseed=seed)
-    step_values, aggregate_values = _per_input(values, 2)
-    step_values = step_values.reshape(len(batch), batch.event_rows.shape[1], -1).sum(axis=-1)
-    lookback = humanize_seconds(scorer.config.lookback_seconds)
-    base_raw, base_value = _base(scorer)
-    explanations = []
+    samples, attribution, probability, base, scale = _attribute(scorer, frame, contacts, cutoff, nsamples, seed)
+    out = []
     for i, contact in enumerate(samples.contacts):
-        factors = _factors_for(
-            i, batch, step_values, aggregate_values.reshape(len(batch), -1), frame, cutoff, lookback
-        )
-        # SHAP values are in network-output units and add up to raw - base_raw (expected
-        # gradients: in expectation). The calibrator's secant slope between the two puts them in
-        # probability units; whatever SHAP's sampling leaves unexplained goes into `other`, so the
-        # parts always add up to the served probability.
-        probability = float(probabilities[i])
-        span = float(raw[i]) - base_raw
-        slope = (probability - base_value) / span if abs(span) > 1e-9 else _slope(scorer, base_raw)
-        factors = [Factor(f.text, f.contribution * slope, f.kind) for f in factors]
-        factors.sort(key=lambda f: -abs(f.contribution))
+        factors = sorted((Factor(f.text, float(f.contribution * scale[i]), f.kind) for f in attribution.factors[i]),
+                         key=lambda f: -abs(f.contribution))
         top = [Factor(f.text, round(f.contribution, 5), f.kind) for f in factors[:top_k]]
-        other = probability - base_value - sum(f.contribution for f in top)
-        explanations.append(Explanation(int(contact), probability, top, base_value, other))
-    return explanations
+        out.append(Explanation(int(contact), float(probability[i]), top, float(base[i]), factors))
+    return out
 
 
-def _base(scorer: Scorer) -> tuple[float, float]:
-    """(mean raw output on the background samples, its calibrated probability)."""
-    cached = getattr(scorer, "_explain_base", None)
-    if cached is None:
-        inputs = {k: tf.constant(v) for k, v in scorer.background.items()}
-        base_raw = float(np.mean(scorer._predict(inputs).numpy()))
-        cached = (base_raw, float(scorer.calibrator(np.array([base_raw]))[0]))
-        scorer._explain_base = cached
-    return cached
+def global_importance(scorer: Scorer, frame: EventFrame, contacts, *, cutoff: int | None = None,
+                      nsamples: int = 50) -> dict:
+    """Mean |contribution| (probability points) of the served model by event type and by recency bucket."""
+    if len(contacts) == 0:
+        return {}
+    samples, attribution, _, _, scale = _attribute(scorer, frame, contacts, cutoff, nsamples, 0)
+    by_type: dict[str, float] = {}
+    by_recency: dict[str, float] = {}
+    for i in range(len(samples)):
+        for f in attribution.factors[i]:
+            size = abs(f.contribution * scale[i]) / len(samples)
+            by_type[f.key] = by_type.get(f.key, 0.0) + size
+            if f.age is not None:
+                bucket = recency_bucket(f.age)
+            else:
+                bucket = "lookback window" if f.kind == "aggregate" else "whole history"
+            by_recency[bucket] = by_recency.get(bucket, 0.0) + size
 
+    def ranked(table: dict[str, float]) -> list[dict]:
+        return [{"name": k, "importance": round(v, 5)} for k, v in sorted(table.items(), key=lambda kv: -kv[1])]
 
-def _slope(scorer: Scorer, at: float, step: float = 1e-4) -> float:
-    """The calibrator's derivative at a raw score (a central difference)."""
-    lo, hi = scorer.calibrator(np.array([max(at - step, 0.0), min(at + step, 1.0)]))
-    return float((hi - lo) / (min(at + step, 1.0) - max(at - step, 0.0)))
+    return {"by_event_type": ranked(by_type)[:20], "by_recency": ranked(by_recency), "contacts": int(len(samples)),
+            "unit": "mean absolute contribution, probability points"}

@@ -1,4 +1,10 @@
-"""Training as one call: labels -> features -> baselines -> network(s) -> calibration -> artifact."""
+"""Training as one call: labels -> features -> HMM -> tournament -> calibration -> artifact -> importance.
+
+See ``tournament.py`` for the protocol. The preprocessor (vocabulary, scaling) and the HMM (an
+unsupervised model of event sequences) are fitted once, on the events before the second-latest
+cut-off (fold 0's training data): they see no labels, so the earlier folds borrow them without
+learning anything about their own outcomes.
+"""
 
 from __future__ import annotations
 
@@ -9,24 +15,22 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import keras
 import numpy as np
-import tensorflow as tf
-from sklearn.metrics import roc_auc_score
 
 from . import artifacts
-from .baselines import fit_baselines
 from .calibration import choose_method, cross_fitted, fit_calibrator
-from .config import TrainConfig
+from .candidates import CandidateFailed
+from .config import BASELINES, TrainConfig
 from .data import EventFrame
-from .errors import TrainingCancelled
-from .features import AGGREGATE_FEATURES, NUMERIC_FEATURES, FeatureBatch, Preprocessor
-from .labels import build_split
+from .errors import NotEnoughData, TrainingCancelled
+from .features import AGGREGATE_FEATURES, NUMERIC_FEATURES, Preprocessor
+from .hmm import StateModel
+from .inputs import build_inputs, save_inputs
+from .labels import Samples, build_split, label_cutoff
 from .metrics import best_f1_threshold, curves, evaluate, roc_points
-from .models import ModelSpec, build_model
+from .tournament import Fold, make_factory, run, select
 
 ProgressCallback = Callable[[int, dict], None]
-CANDIDATES = ("lstm", "gru", "rnn")
 
 
 @dataclass
@@ -51,111 +55,19 @@ class TrainResult:
     artifact_dir: str
     config: dict = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
+    # every candidate's backtest figures, the served one and why (fallbacks named)
+    scoreboard: dict = field(default_factory=dict)
+    # global importance of the served model: mean |contribution| by event type and by recency
+    importance: dict = field(default_factory=dict)
     # the contacts every reported figure is measured on (to compare another model on the same ones)
     report_contacts: np.ndarray | None = field(default=None, repr=False)
+    # in-process only (not stored): the fitted candidates, the inputs and rows, for tests and benchmarks
+    fitted: dict | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
-        payload = asdict(replace(self, report_contacts=None))  # asdict deep-copies every field
-        del payload["report_contacts"]
+        payload = asdict(replace(self, report_contacts=None, fitted=None))
+        del payload["report_contacts"], payload["fitted"]
         return json.loads(json.dumps(payload, default=float))
-
-
-class _TrainingControl(keras.callbacks.Callback):
-    """Early stopping on validation AUC (best weights restored), a deadline, cancellation, progress."""
-
-    def __init__(self, arch, patience, deadline, should_cancel, progress, epoch_offset) -> None:
-        super().__init__()
-        self.arch, self.patience, self.deadline = arch, patience, deadline
-        self.should_cancel, self.progress, self.epoch_offset = should_cancel, progress, epoch_offset
-        self.best_auc, self.best_weights, self.wait, self.epochs = -1.0, None, 0, 0
-        self.stopped_reason = "completed"
-        self._last_cancel_check = 0.0
-
-    def on_train_batch_end(self, batch, logs=None) -> None:
-        now = time.monotonic()
-        if self.should_cancel is not None and now - self._last_cancel_check >= 1.0:
-            self._last_cancel_check = now
-            if self.should_cancel():
-                raise TrainingCancelled("training was cancelled")
-        if self.deadline is not None and now >= self.deadline:
-            self.stopped_reason = "time_limit"
-            self.model.stop_training = True
-
-    def on_epoch_end(self, epoch, logs=None) -> None:
-        logs = logs or {}
-        self.epochs = epoch + 1
-        auc = float(logs.get("val_auc", float("nan")))
-        if np.isfinite(auc) and auc > self.best_auc:
-            self.best_auc, self.best_weights, self.wait = auc, self.model.get_weights(), 0
-        else:
-            self.wait += 1
-            if self.wait >= self.patience and self.stopped_reason == "completed":
-                self.stopped_reason = "early_stopping"
-                self.model.stop_training = True
-        if self.progress is not None:
-            report = {k: float(v) for k, v in logs.items()}
-            report.update(arch=self.arch, arch_epoch=epoch + 1, best_val_auc=self.best_auc)
-            self.progress(self.epoch_offset + epoch + 1, report)
-
-    def on_train_end(self, logs=None) -> None:
-        if self.best_weights is not None:
-            self.model.set_weights(self.best_weights)
-
-
-def set_determinism(seed: int) -> None:
-    """Same seed and data give the same model: seed Python/NumPy/TF and force deterministic ops."""
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
-
-
-def class_weights(labels: np.ndarray) -> dict[int, float]:
-    """Balanced class weights: n / (2 * n_class)."""
-    n, positives = len(labels), int(labels.sum())
-    return {0: n / (2.0 * max(n - positives, 1)), 1: n / (2.0 * max(positives, 1))}
-
-
-def predict_raw(model: keras.Model, batch: FeatureBatch, batch_size: int = 4096) -> np.ndarray:
-    """Uncalibrated network output for a FeatureBatch."""
-    return model.predict(batch.inputs(), batch_size=batch_size, verbose=0).reshape(-1).astype(np.float64)
-
-
-def _fit_network(
-    arch,
-    config,
-    preprocessor,
-    train,
-    train_labels,
-    monitor,
-    monitor_labels,
-    deadline,
-    should_cancel,
-    progress,
-    epoch_offset,
-):
-    set_determinism(config.seed)
-    spec = ModelSpec.from_preprocessor(
-        arch,
-        preprocessor,
-        units=config.units,
-        embedding_dim=config.embedding_dim,
-        dense_units=config.dense_units,
-        dropout=config.dropout,
-        learning_rate=config.learning_rate,
-    )
-    model = build_model(spec)
-    control = _TrainingControl(arch, config.patience, deadline, should_cancel, progress, epoch_offset)
-    model.fit(
-        train.inputs(),
-        train_labels.astype(np.float32),
-        validation_data=(monitor.inputs(), monitor_labels.astype(np.float32)),
-        epochs=config.epochs_for(len(train_labels)),
-        batch_size=config.batch_size,
-        class_weight=class_weights(train_labels),
-        shuffle=True,
-        verbose=0,
-        callbacks=[control],
-    )
-    return model, control
 
 
 def selection_split(labels: np.ndarray, rng: np.random.Generator, min_class_count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -163,7 +75,7 @@ def selection_split(labels: np.ndarray, rng: np.random.Generator, min_class_coun
 
     When either half would hold fewer than ``min_class_count`` positives or negatives (a tiny
     validation set), both are the whole set: choosing and reporting on the same contacts beats
-    reporting on a handful (the counts say which happened).
+    reporting on a handful (the counts and the model page say which happened).
     """
     positives, negatives = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
     if min(len(positives), len(negatives)) < 2 * min_class_count:
@@ -178,6 +90,31 @@ def selection_split(labels: np.ndarray, rng: np.random.Generator, min_class_coun
     return np.sort(np.concatenate(select)), np.sort(np.concatenate(report))
 
 
+def backtest_step(config: TrainConfig, validation_cutoff: int, first_ts: int) -> int:
+    """Seconds between backtest origins: the horizon, halved until every fold has a training cut-off.
+
+    Origins closer than the horizon have overlapping outcome windows, which is fine for a backtest
+    and is what lets a short history (CDNOW's 39-week calibration period with a 13-week horizon)
+    still give three origins.
+    """
+    h = step = config.horizon_seconds
+    while step >= 3600:
+        if all(validation_cutoff - k * step - h > first_ts for k in range(config.backtest_folds)):
+            return step
+        step //= 2
+    return h
+
+
+def _samples_by_cutoff(frame: EventFrame, config: TrainConfig, validation_cutoff: int, first_ts: int, step: int):
+    """Label every cut-off any fold needs, once: {cutoff: Samples}."""
+    h = config.horizon_seconds
+    wanted = set()
+    for k in range(config.backtest_folds):
+        v = validation_cutoff - k * step
+        wanted.update(c for c in (v - j * h for j in range(config.n_cutoffs + 1)) if c > first_ts)
+    return {c: label_cutoff(frame, c, config) for c in sorted(wanted)}
+
+
 def train_model(
     frame: EventFrame,
     config: TrainConfig,
@@ -186,14 +123,27 @@ def train_model(
     progress: ProgressCallback | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> TrainResult:
-    """Train, evaluate against the baselines on the validation cut-off, and publish the artifact.
+    """Run the tournament, publish the served candidate's artifact and return every figure.
 
-    The validation contacts are halved: one half picks (early stopping, architecture, thresholds),
-    the other is what every reported figure is measured on.
-
-    Raises NotEnoughData (too few positives/negatives), TrainingCancelled (``should_cancel`` said so).
-    ``progress(epoch, metrics)`` is called after every epoch (epochs count across candidates).
+    Native thread pools (OpenMP of the gradient-boosted trees, BLAS) run single-threaded here:
+    on a shared 2-core machine their spinning workers made a GBT fit 25 times slower (12.6 s
+    against 0.46 s for 6,000 samples at load 10); TensorFlow keeps its own pools.
     """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return _train_model(frame, config, artifact_dir=artifact_dir, progress=progress, should_cancel=should_cancel)
+
+
+def _train_model(frame, config, *, artifact_dir, progress, should_cancel) -> TrainResult:
+    """The body of :func:`train_model`.
+
+    Raises NotEnoughData (too few positives/negatives at the latest cut-off, or no candidate
+    succeeded: the message gives every reason), TrainingCancelled (``should_cancel`` said so).
+    ``progress(epoch, metrics)`` is called after every network epoch (counted across candidates).
+    """
+    from .networks import set_determinism
+
     started = time.monotonic()
     timings: dict[str, float] = {}
     phase_started = started
@@ -205,153 +155,170 @@ def train_model(
         phase_started = now
 
     deadline = started + config.time_limit_seconds if config.time_limit_seconds else None
-
-    def check_cancel() -> None:
-        if should_cancel is not None and should_cancel():
-            raise TrainingCancelled("training was cancelled")
-
     set_determinism(config.seed)
-    split = build_split(frame, config)
-    check_cancel()
-    preprocessor = Preprocessor(
-        config.max_events,
-        config.lookback_seconds,
-        config.max_vocab,
-        config.campaign_buckets,
-        config.channel_buckets,
-    ).fit(frame, split.train)
-    train = preprocessor.transform(frame, split.train)
-    validation = preprocessor.transform(frame, split.validation)
-    y_train, y_val = split.train.labels, split.validation.labels
-    check_cancel()
+    split = build_split(frame, config)  # fold 0; raises NotEnoughData with the counts
+    step = backtest_step(config, split.validation_cutoff, int(frame.ts.min()))
+    by_cutoff = _samples_by_cutoff(frame, config, split.validation_cutoff, int(frame.ts.min()), step)
+    cutoffs = list(by_cutoff)
+    offsets = np.cumsum([0] + [len(by_cutoff[c]) for c in cutoffs])
+    position = {c: np.arange(offsets[i], offsets[i + 1]) for i, c in enumerate(cutoffs)}
+    everything = Samples.concat([by_cutoff[c] for c in cutoffs])
+    labels = everything.labels.astype(int)
+
+    preprocessor = Preprocessor(config.max_events, config.lookback_seconds, config.max_vocab,
+                                config.campaign_buckets, config.channel_buckets).fit(frame, split.train)
+    inputs = build_inputs(preprocessor, frame, everything, config.target)
     phase("features")
 
-    baselines = fit_baselines(train.aggregates, y_train, seed=config.seed)
-    baseline_scores = {name: model.predict(validation.aggregates) for name, model in baselines.items()}
-    check_cancel()
-    phase("baselines")
-
     rng = np.random.default_rng(config.seed)
-    # Validation contacts are split in two: choices (early stopping, the architecture, thresholds)
-    # are made on one half and every reported figure comes from the other, so no figure is
-    # measured on the data it was picked by.
-    select_index, report_index = selection_split(y_val, rng, config.min_report_class_count)
-    y_select, y_report = y_val[select_index], y_val[report_index]
-    monitor_index = select_index[np.sort(rng.permutation(len(select_index))[: config.validation_monitor_max])]
-    monitor = validation.take(monitor_index)
-    candidates: dict[str, dict] = {}
-    best = None
-    epochs_done = 0
-    for arch in CANDIDATES if config.arch == "auto" else (config.arch,):
-        if best is not None and deadline is not None and time.monotonic() >= deadline:
-            break
-        model, control = _fit_network(
-            arch,
-            config,
-            preprocessor,
-            train,
-            y_train,
-            monitor,
-            y_val[monitor_index],
-            deadline,
-            should_cancel,
-            progress,
-            epochs_done,
-        )
-        epochs_done += control.epochs
-        raw = predict_raw(model, validation)
-        auc = float(roc_auc_score(y_select, raw[select_index]))
-        candidates[arch] = {
-            "roc_auc": auc,  # on the selection half: what the choice was made by
-            "epochs": control.epochs,
-            "stopped_reason": control.stopped_reason,
-        }
-        if best is None or auc > best[2]:
-            best = (arch, model, auc, raw, control)
-    arch, model, _, raw, control = best
-    check_cancel()
-    phase("network")
+    h, v0 = config.horizon_seconds, split.validation_cutoff
+    validation_rows = position[v0]
+    select_pos, report_pos = selection_split(labels[validation_rows], rng, config.min_report_class_count)
+    select_rows, report_rows = validation_rows[select_pos], validation_rows[report_pos]
+    folds: list[Fold] = [Fold(v0, np.concatenate([position[c] for c in split.train_cutoffs]), select_rows)]
+    dropped = []
+    for k in range(1, config.backtest_folds):
+        v = v0 - k * step
+        train_cuts = [v - j * h for j in range(config.n_cutoffs, 0, -1) if v - j * h in position]
+        if v not in position or not train_cuts:
+            dropped.append(f"cut-off {k} has no earlier training cut-off")
+            continue
+        train_rows = np.concatenate([position[c] for c in train_cuts])
+        y_val, y_train = labels[position[v]], labels[train_rows]
+        if min(y_val.sum(), len(y_val) - y_val.sum(), y_train.sum(), len(y_train) - y_train.sum()) \
+                < config.min_validation_per_class:
+            dropped.append(f"cut-off {k} has too few positives or negatives")
+            continue
+        folds.append(Fold(v, train_rows, position[v]))
 
-    gbt = baselines["gradient_boosting"]
-    if config.ensemble:
-        # Model fusion: the mean of the network's and the GBT's scores, calibrated together below.
-        raw = (raw + baseline_scores["gradient_boosting"]) / 2
-        candidates["ensemble"] = {"roc_auc": float(roc_auc_score(y_select, raw[select_index]))}
-    method = choose_method(config.calibration, len(y_val), config.isotonic_min_samples)
-    honest = cross_fitted(raw, y_val, method, seed=config.seed)
-    calibrator = fit_calibrator(raw, y_val, method)
+    wanted = list(config.candidates())
+    state_model, hmm_reason = None, ""
+    if any(n in ("hmm", "gbt_hmm", "stack") for n in wanted):
+        try:
+            state_model = StateModel(config.hmm_states, config.hmm_iterations, config.hmm_max_sequences,
+                                     config.seed).fit(inputs.symbols[folds[0].train])
+            inputs.hmm = state_model.posterior(inputs.symbols)
+        except CandidateFailed as error:
+            hmm_reason = str(error)
+    phase("hmm")
 
-    def chosen_threshold(scores: np.ndarray) -> float:
-        if config.threshold is not None:
-            return config.threshold
-        return best_f1_threshold(y_select, scores[select_index])
+    epoch = 0
 
-    threshold = chosen_threshold(honest)
-    metrics = evaluate(y_report, honest[report_index], threshold)
-    # Ranking figures come from the served model (the calibrator fitted on all of validation, strictly
-    # increasing in the raw score, so its ranking is the network's); pooling the five cross-fitted
-    # calibrators would rank scores across folds by five different maps and understate ROC-AUC.
-    # Probability figures (log loss, Brier, calibration error, precision/recall) stay cross-fitted.
-    served = calibrator(raw)
-    ranking = evaluate(y_report, served[report_index], threshold)
-    for key in ("roc_auc", "pr_auc", "lift_top_decile"):
-        metrics[key] = ranking[key]
-    baseline_metrics = {
-        name: evaluate(y_report, scores[report_index], chosen_threshold(scores))
-        for name, scores in baseline_scores.items()
-    }
-    background_index = np.sort(rng.permutation(len(train))[: config.background_size])
-    background = train.take(background_index).inputs()
+    def network_progress(report: dict) -> None:
+        nonlocal epoch
+        epoch += 1
+        if progress is not None:
+            progress(epoch, report)
 
-    def write_files(directory: Path) -> None:
-        model.save(directory / artifacts.MODEL_FILE)
-        preprocessor.save(directory / artifacts.PREPROCESSOR_DIR)
-        (directory / artifacts.CALIBRATION_FILE).write_text(json.dumps(calibrator.to_dict()))
-        np.savez(directory / artifacts.BACKGROUND_FILE, **background)
-        if config.ensemble:
-            with (directory / artifacts.GBT_FILE).open("wb") as handle:
-                pickle.dump(gbt.estimator, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    monitor = select_rows[np.sort(rng.permutation(len(select_rows))[: config.validation_monitor_max])]
+    make = make_factory(config, preprocessor)
+    seconds_per: dict[str, float] = {}
+    entries = run(wanted, make, inputs, labels, folds, config, monitor=monitor, report=report_rows, deadline=deadline,
+                  should_cancel=should_cancel, progress=network_progress,
+                  log=lambda e: seconds_per.__setitem__(e.name, round(e.fit_seconds, 2)))
+    if hmm_reason:
+        for name in ("hmm", "gbt_hmm"):
+            if name in entries and entries[name].status == "failed":
+                entries[name].reason = hmm_reason
+    timings["candidates"] = seconds_per
+    phase("tournament")
 
-    result = TrainResult(
-        target=config.target,
-        arch=arch,
-        ensemble=config.ensemble,
-        metrics=metrics,
-        baselines=baseline_metrics,
-        candidates=candidates,
-        curves={**curves(y_report, honest[report_index]), "roc": roc_points(y_report, served[report_index])},
-        threshold=float(threshold),
-        calibration=method,
-        counts={**split.counts(), "selection_contacts": int(len(select_index)),
-                "report_contacts": int(len(report_index)),
-                "validation_halved": int(len(select_index) < len(y_val))},
-        train_cutoffs=split.train_cutoffs,
-        validation_cutoff=split.validation_cutoff,
-        epochs_trained=epochs_done,
-        stopped_reason=control.stopped_reason,
-        seconds=0.0,
-        artifact_dir=str(Path(artifact_dir).resolve()),
-        config=config.to_dict(),
-    )
-    manifest = {
-        "target": config.target,
-        "arch": arch,
-        "ensemble": config.ensemble,
-        "threshold": float(threshold),
-        "calibration": method,
-        "config": config.to_dict(),
-        "metrics": metrics,
-        "baselines": baseline_metrics,
-        "counts": result.counts,
-        "validation_cutoff": split.validation_cutoff,
-        "numeric_features": list(NUMERIC_FEATURES),
-        "aggregate_features": list(AGGREGATE_FEATURES),
-        "created_unix": int(time.time()),
+    served, why = select(entries, config.arch)
+    if not served:
+        reasons = "; ".join(f"{e.reason or e.status}" for e in entries.values())
+        raise NotEnoughData(f"no candidate could be trained: {reasons}", split.counts())
+    model = entries[served].model
+    served_select, served_report = entries[served].select_scores, entries[served].report_scores
+    y_select, y_report = labels[select_rows], labels[report_rows]
+    method = choose_method(config.calibration, served_select, y_select, seed=config.seed,
+                           min_bin=config.isotonic_min_bin)
+    calibrator = fit_calibrator(served_select, y_select, method, config.isotonic_min_bin)
+    honest_select = cross_fitted(served_select, y_select, method, seed=config.seed, min_bin=config.isotonic_min_bin)
+    threshold = config.threshold if config.threshold is not None else best_f1_threshold(y_select, honest_select)
+    probabilities = calibrator(served_report)
+    metrics = evaluate(y_report, probabilities, threshold)
+
+    report = {}
+    for name, entry in entries.items():
+        if entry.status != "succeeded":
+            continue
+        scores = entry.select_scores
+        m = choose_method(config.calibration, scores, y_select, seed=config.seed, min_bin=config.isotonic_min_bin)
+        cal = fit_calibrator(scores, y_select, m, config.isotonic_min_bin)
+        p_select = cross_fitted(scores, y_select, m, seed=config.seed, min_bin=config.isotonic_min_bin)
+        report[name] = evaluate(y_report, cal(entry.report_scores),
+                                best_f1_threshold(y_select, p_select))
+    rate = float(labels[folds[0].train].mean())
+    baselines = {"prevalence": evaluate(y_report, np.full(len(y_report), rate), threshold),
+                 **{n: report[n] for n in BASELINES if n in report}}
+    lines = []
+    for name, entry in entries.items():
+        line = entry.summary()
+        line["report"] = {k: report[name].get(k) for k in ("roc_auc", "pr_auc", "brier")} if name in report else {}
+        line["served"] = name == served
+        lines.append(line)
+    halved = len(select_rows) < len(validation_rows)
+    scoreboard = {
+        "served": served, "why": why, "fallback": why.startswith("fell back") or (config.arch != "auto" and served != config.arch),
+        "requested": config.arch, "folds": [int(f.cutoff) for f in folds], "folds_dropped": dropped,
+        "fold_step_seconds": int(step),
+        "report_contacts": int(len(report_rows)), "report_is_selection": not halved,
+        "candidates": lines,
     }
     phase("evaluation")
+
+    background_rows = np.sort(rng.permutation(folds[0].train)[: config.background_size])
+    background = inputs.take(background_rows)
+    served_parts = list(getattr(model, "parts", {}).values()) + [model]
+
+    def write_files(directory: Path) -> None:
+        preprocessor.save(directory / artifacts.PREPROCESSOR_DIR)
+        (directory / artifacts.CALIBRATION_FILE).write_text(json.dumps(calibrator.to_dict()))
+        save_inputs(directory / artifacts.BACKGROUND_FILE, background)
+        if state_model is not None and any(p.uses_hmm for p in served_parts):
+            with (directory / artifacts.HMM_FILE).open("wb") as handle:
+                pickle.dump(state_model, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        for part in served_parts:
+            part.save(directory / artifacts.CANDIDATES_DIR / part.name)
+
+    info = entries[served].info
+    counts = {**split.counts(), "selection_contacts": int(len(select_rows)), "report_contacts": int(len(report_rows)),
+              "validation_halved": int(halved)}
+    manifest = {
+        "target": config.target, "arch": served, "family": served, "ensemble": served == "stack",
+        "parts": [p.name for p in served_parts if p is not model], "threshold": float(threshold),
+        "calibration": method, "config": config.to_dict(), "metrics": metrics, "baselines": baselines,
+        "counts": counts, "validation_cutoff": v0, "numeric_features": list(NUMERIC_FEATURES),
+        "aggregate_features": list(AGGREGATE_FEATURES), "state_names": state_model.names if state_model else [],
+        "created_unix": int(time.time()),
+    }
     artifacts.publish(artifact_dir, write_files, manifest)
     phase("artifact")
-    result.timings = timings
-    result.report_contacts = split.validation.contacts[report_index]
-    result.seconds = round(time.monotonic() - started, 3)
-    return result
+
+    importance = {}
+    try:
+        from .explain import global_importance
+        from .scorer import Scorer
+
+        importance = global_importance(Scorer(artifact_dir), frame, everything.contacts[report_rows][:100],
+                                       cutoff=v0)
+    except CandidateFailed as error:
+        importance = {"error": str(error)}
+    phase("importance")
+
+    network_info = info if served in ("lstm", "gru", "rnn") else {}
+    return TrainResult(
+        target=config.target, arch=served, ensemble=served == "stack", metrics=metrics, baselines=baselines,
+        candidates=report,
+        curves={**curves(y_report, probabilities), "roc": roc_points(y_report, probabilities)},
+        threshold=float(threshold), calibration=method, counts=counts, train_cutoffs=split.train_cutoffs,
+        validation_cutoff=v0, epochs_trained=epoch, stopped_reason=network_info.get("stopped_reason", "completed"),
+        seconds=round(time.monotonic() - started, 3), artifact_dir=str(Path(artifact_dir).resolve()),
+        config=config.to_dict(), timings=timings, scoreboard=scoreboard, importance=importance,
+        report_contacts=everything.contacts[report_rows],
+        fitted={"entries": entries, "inputs": inputs, "report_rows": report_rows, "background": background,
+                "state_names": state_model.names if state_model else [], "labels": labels},
+    )
+
+
+__all__ = ["TrainResult", "TrainingCancelled", "selection_split", "train_model"]

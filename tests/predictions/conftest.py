@@ -16,7 +16,8 @@ DAY = 86400
 START = datetime(2026, 1, 1, tzinfo=UTC)
 # Small enough to train in seconds on 2 shared cores; eligibility lowered to match the small data.
 TINY = {"units": 4, "embedding_dim": 2, "dense_units": 4, "epochs": 2, "max_events": 16, "batch_size": 256,
-        "min_positives": 20, "min_negatives": 20, "n_cutoffs": 2, "min_report_class_count": 5}
+        "min_positives": 20, "min_negatives": 20, "n_cutoffs": 2, "min_report_class_count": 5,
+        "unit_choices": [4], "hmm_max_sequences": 300}
 
 
 def ingest_synthetic(workspace, *, contacts: int = 400, seed: int = 3, days: int = 60) -> int:
@@ -75,7 +76,7 @@ def trained_artifact(tmp_path_factory):
     from predictions.ml.config import TrainConfig
     from predictions.ml.trainer import train_model
 
-    config = TrainConfig(target="purchase", horizon_seconds=7 * DAY, lookback_seconds=28 * DAY, **TINY)
+    config = TrainConfig(target="purchase", horizon_seconds=7 * DAY, lookback_seconds=28 * DAY, arch="lstm", **TINY)
     directory = tmp_path_factory.mktemp("artifact") / "purchase"
     result = train_model(synthetic_frame(), config, artifact_dir=directory)
     return directory, result
@@ -90,7 +91,8 @@ def make_version(trained_artifact, settings):
 
     def make(workspace, *, active: bool = True, target: str = "purchase") -> ModelVersion:
         version = ModelVersion.objects.create(
-            workspace=workspace, target=target, arch="lstm", trained_arch="lstm", status="succeeded",
+            workspace=workspace, target=target, arch="lstm", trained_arch=result.arch, status="succeeded",
+            scoreboard=result.to_dict()["scoreboard"], importance=result.to_dict()["importance"],
             config={"train": {**result.config, "target": target}, "cutoff_unix": None, "auto_activate": False},
             metrics=result.metrics, baselines=result.baselines, curves=result.curves, counts=result.counts,
             threshold=result.threshold, calibration=result.calibration, is_active=active,

@@ -35,7 +35,10 @@ def test_model_detail_shows_metrics_beside_baselines_plots_and_top_contacts(
     page.click(f"#versions >> text={version.pk}")
     assert page.inner_text("#status") == "succeeded" and page.inner_text("#active-badge") == "active"
     rows = page.locator("#metrics tbody tr")
-    assert rows.count() == 4 and "gradient-boosted trees" in page.inner_text("#metrics")
+    # the model, prevalence and the four baselines of the tournament (recency, logreg, BG/NBD, GBT)
+    assert rows.count() == 6 and "gradient-boosted trees" in page.inner_text("#metrics")
+    # make_version's model was trained with --arch lstm: the four baselines and the LSTM
+    assert page.locator("#scoreboard tbody tr").count() == 5 and page.is_visible("#served-why")
     assert len(chart_data(page, "roc-plot")["datasets"][0]) >= 2
     assert len(chart_data(page, "reliability-plot")["datasets"][0]) >= 2
     page.click(f"#top-contacts >> text={contact.external_id}")

@@ -100,8 +100,8 @@ def test_reaper_fails_running_versions_without_heartbeat(workspace_with_key, sen
 def test_activation_checks_the_artifact_and_keeps_the_active_model(synthetic_workspace, make_version):
     active = make_version(synthetic_workspace, active=True)
     candidate = make_version(synthetic_workspace, active=False)
-    Path(candidate.artifact_path, "model.keras").write_bytes(b"not a model")
-    with pytest.raises(PredictionError, match="model.keras is corrupt"):
+    Path(candidate.artifact_path, "calibration.json").write_bytes(b"not a calibration")
+    with pytest.raises(PredictionError, match="calibration.json is corrupt"):
         model_version_activate(version=candidate)
     active.refresh_from_db()
     assert active.is_active

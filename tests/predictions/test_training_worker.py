@@ -36,9 +36,17 @@ def test_queue_running_succeeded_with_metrics_baselines_then_duplicate_is_a_no_o
     assert seen[-2:] == ["running", "succeeded"], seen
     body = api.get(f"/api/v1/models/{version.pk}").json()
     assert set(body["metrics"]) >= METRIC_KEYS
-    assert set(body["baselines"]) == {"prevalence", "logistic_regression", "gradient_boosting"}
+    assert set(body["baselines"]) == {"prevalence", "recency", "logreg", "bgnbd", "gbt"}
+    # the tournament's scoreboard: every candidate with its backtest figures, the served one named
+    board = body["scoreboard"]
+    assert [c["name"] for c in board["candidates"]][:4] == ["recency", "logreg", "bgnbd", "gbt"]
+    assert board["served"] == body["trained_arch"] and len(board["folds"]) == 3
+    assert all({"roc_auc", "roc_auc_se", "brier", "fit_seconds"} <= set(c) for c in board["candidates"]
+               if c["status"] == "succeeded")
+    assert body["importance"]["by_event_type"]
     assert body["curves"]["roc"] and body["curves"]["reliability"]
-    assert body["progress"]["epoch"] == 2 and body["is_active"], "the first model of a target becomes active"
+    # epochs count across the networks of the tournament: 3 networks x 3 folds x 2 epochs
+    assert body["progress"]["epoch"] == 18 and body["is_active"], "the first model of a target becomes active"
     artifact = settings.MODEL_ARTIFACT_DIR / str(api.workspace.pk) / str(version.pk)
     assert (artifact / "manifest.json").exists() and version.artifact_path == str(artifact)
     finished_at = version.finished_at
@@ -116,5 +124,8 @@ def test_train_command_wait_json_contract(celery_worker_process, workspace_with_
                  "--wait", "--json", stdout=out)
     payload = json.loads(out.getvalue().strip().splitlines()[-1])
     assert {"model_id", "status", "metrics", "baselines"} <= set(payload)
-    assert payload["status"] == "succeeded" and payload["arch"] == "gru"
-    assert set(payload["metrics"]) >= METRIC_KEYS and "gradient_boosting" in payload["baselines"]
+    # the GRU is served unless the best baseline beats it by more than one standard error
+    board = payload["scoreboard"]
+    assert payload["status"] == "succeeded" and payload["arch"] == board["served"]
+    assert payload["arch"] == "gru" or (board["fallback"] and "fell back to the baseline" in board["why"])
+    assert set(payload["metrics"]) >= METRIC_KEYS and "gbt" in payload["baselines"]

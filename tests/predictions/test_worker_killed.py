@@ -185,7 +185,7 @@ def test_killed_pool_process_the_message_comes_back_and_the_run_is_taken_over(
     workspace = workspace_with_key[0]
     ingest_synthetic(workspace)
     worker = workers(f"{private_queue},scoring", "worker")
-    version = model_version_queue(workspace=workspace, target="purchase", overrides=SLOW)
+    version = model_version_queue(workspace=workspace, target="purchase", arch="lstm", overrides=SLOW)
     running_with_heartbeat(version, worker)
     first_runner, first_started = version.runner, version.started_at
     pid = int(first_runner.rpartition(":")[2])
@@ -256,7 +256,7 @@ def test_killed_worker_a_fresh_worker_recovers_the_run_when_it_starts(
     workspace = workspace_with_key[0]
     ingest_synthetic(workspace)
     first_worker = workers(private_queue, "first", training_queue=private_queue)
-    version = model_version_queue(workspace=workspace, target="purchase", overrides=LONGER)
+    version = model_version_queue(workspace=workspace, target="purchase", arch="lstm", overrides=LONGER)
     running_with_heartbeat(version, first_worker)
     assert stranded_work_recover() == {"training": 0}, "a live run is left alone"
     killed_at = _kill_whole_worker(first_worker, version)
@@ -286,7 +286,7 @@ def test_killed_worker_a_live_worker_notices_it_on_its_beat(
         assert time.monotonic() < deadline and healthy.proc.poll() is None, healthy.tail()
         time.sleep(0.2)
     doomed = workers(private_queue, "doomed", training_queue=private_queue)
-    version = model_version_queue(workspace=workspace, target="purchase", overrides=LONGER)
+    version = model_version_queue(workspace=workspace, target="purchase", arch="lstm", overrides=LONGER)
     running_with_heartbeat(version, doomed)
     killed_at = _kill_whole_worker(doomed, version)
     times = _recovered_and_trained(version, healthy, killed_at, clean_artifacts)

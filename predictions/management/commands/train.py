@@ -1,5 +1,5 @@
 """python manage.py train --workspace SLUG --target purchase|churn [--horizon 7d] [--lookback 28d]
-[--arch lstm|gru|rnn|auto] [--cutoff ISO] [--ensemble] [--wait] [--json]"""
+[--arch auto|lstm|gru|rnn|hmm|gbt|gbt_hmm|logreg|recency|bgnbd|stack] [--cutoff ISO] [--ensemble] [--wait] [--json]"""
 
 from __future__ import annotations
 
@@ -40,6 +40,8 @@ def version_payload(version: ModelVersion) -> dict:
         "progress": version.progress,
         "validation_cutoff": version.validation_cutoff,
         "failure_reason": version.failure_reason or None,
+        # the tournament: which candidate is served and why (a fall-back to a baseline is named)
+        "scoreboard": version.scoreboard,
     }
 
 
@@ -51,12 +53,14 @@ class Command(ContractCommand):
 
     def add_arguments(self, parser) -> None:
         super().add_arguments(parser)
-        parser.add_argument("--target", required=True, choices=Target.values)
+        # validated in handle: a wrong value is one sentence and exit 1, like every other validation error
+        parser.add_argument("--target", required=True, help=" or ".join(Target.values))
         parser.add_argument("--horizon", default="7d", help="predict what happens within this (default 7d)")
         parser.add_argument("--lookback", default="28d", help="eligible: any event within this before the cut-off")
-        parser.add_argument("--arch", default=Arch.LSTM, choices=Arch.values)
+        parser.add_argument("--arch", default=Arch.AUTO,
+                            help=f"the model family, or auto: the tournament's best ({', '.join(Arch.values)})")
         parser.add_argument("--cutoff", default=None, help="train as of this moment (ISO-8601 or unix s)")
-        parser.add_argument("--ensemble", action="store_true", help="average the network with the GBT baseline")
+        parser.add_argument("--ensemble", action="store_true", help="serve the stacked fusion of the candidates")
         parser.add_argument("--auto-activate", action="store_true",
                             help="activate it if it beats the active model on validation")
         parser.add_argument("--seed", type=int, default=0)
@@ -70,6 +74,8 @@ class Command(ContractCommand):
     def handle(self, *args, **options) -> None:
         from predictions.services import PredictionError, model_version_queue
 
+        if options["target"] not in Target.values:
+            raise CommandError(f"--target {options['target']!r} is not a target: use {' or '.join(Target.values)}")
         workspace = self.get_workspace(options["workspace"])
         horizon = parse_duration(options["horizon"], field="horizon")
         lookback = parse_duration(options["lookback"], field="lookback")
@@ -122,9 +128,9 @@ class Command(ContractCommand):
     def _summary(version: ModelVersion) -> str:
         if version.status != ModelVersion.Status.SUCCEEDED:
             return f"model {version.pk}: {version.status}"
-        lines = [f"model {version.pk} ({version.target}, {version.trained_arch}"
-                 f"{' + GBT ensemble' if version.ensemble else ''}) succeeded"
-                 f"{' and is active' if version.is_active else ''}",
+        why = version.scoreboard.get("why", "")
+        lines = [f"model {version.pk} ({version.target}, {version.trained_arch}) succeeded"
+                 f"{' and is active' if version.is_active else ''}{f': {why}' if why else ''}",
                  f"{'':22}{'ROC-AUC':>8} {'PR-AUC':>8} {'Brier':>8} {'lift@10%':>8}"]
         for name, figures in {"model": version.metrics, **version.baselines}.items():
             cells = [figures.get(k) for k in ("roc_auc", "pr_auc", "brier", "lift_top_decile")]

@@ -88,6 +88,8 @@ def order_config(**changes):
     from predictions.ml.config import TrainConfig
 
     base = dict(
+        arch="lstm",  # the network and the baselines: the order frame is where sequences must win
+        unit_choices=(32,),
         horizon_seconds=HORIZON,
         lookback_seconds=HORIZON,
         n_cutoffs=3,

@@ -3,7 +3,6 @@ import json
 import numpy as np
 import pytest
 
-from predictions.ml.baselines import fit_baselines
 from predictions.ml.calibration import Calibrator, choose_method, cross_fitted, fit_calibrator
 from predictions.ml.metrics import (
     best_f1_threshold,
@@ -43,7 +42,7 @@ def test_curves_are_json_ready_and_downsampled():
     assert 0 < best_f1_threshold(labels, scores) < 1
 
 
-@pytest.mark.parametrize("method", ["platt", "isotonic"])
+@pytest.mark.parametrize("method", ["platt", "beta", "isotonic"])
 def test_calibration_fixes_overconfident_scores(method):
     rng = np.random.default_rng(1)
     true_p = rng.uniform(0.05, 0.6, 4000)
@@ -56,24 +55,21 @@ def test_calibration_fixes_overconfident_scores(method):
     assert len(cross_fitted(scores, labels, method)) == 4000
 
 
-def test_method_is_chosen_by_validation_size():
-    assert choose_method("auto", 500, 2000) == "platt"
-    assert choose_method("auto", 5000, 2000) == "isotonic"
-    assert choose_method("platt", 5000, 2000) == "platt"
+def test_method_is_chosen_by_cross_fitted_log_loss():
+    rng = np.random.default_rng(3)
+    # a logistic link: Platt is right and, as the simplest, wins ties
+    scores = rng.normal(size=3000)
+    labels = (rng.random(3000) < 1 / (1 + np.exp(-scores))).astype(int)
+    assert choose_method("auto", scores, labels) == "platt"
+    # a step link Platt cannot follow, with plenty of data: isotonic wins
+    hidden = rng.normal(size=6000)
+    link = np.where(hidden > 0.5, 0.6, 0.05)
+    step = (rng.random(6000) < link).astype(int)
+    assert choose_method("auto", hidden, step) in ("isotonic", "beta")
+    assert choose_method("platt", hidden, step) == "platt"
 
 
-def test_baselines_fit_and_predict():
-    rng = np.random.default_rng(2)
-    x = rng.random((600, 5))
-    y = (x[:, 0] + 0.2 * rng.random(600) > 0.6).astype(int)
-    models = fit_baselines(x, y)
-    assert list(models) == ["prevalence", "logistic_regression", "gradient_boosting"]
-    assert np.allclose(models["prevalence"].predict(x), y.mean())
-    for name in ("logistic_regression", "gradient_boosting"):
-        assert evaluate(y, models[name].predict(x))["roc_auc"] > 0.9
-
-
-@pytest.mark.parametrize("method", ["platt", "isotonic"])
+@pytest.mark.parametrize("method", ["platt", "beta", "isotonic"])
 def test_calibration_keeps_the_models_ranking(method):
     from sklearn.metrics import roc_auc_score
 

@@ -14,8 +14,9 @@ from .conftest import order_config, order_frame, random_frame
 
 def test_lstm_beats_gbt_aggregates_when_order_carries_the_signal(trained_order_model):
     _, result, _, _ = trained_order_model
+    assert result.arch == "lstm" and not result.scoreboard["fallback"]
     lstm_auc = result.metrics["roc_auc"]
-    gbt_auc = result.baselines["gradient_boosting"]["roc_auc"]
+    gbt_auc = result.baselines["gbt"]["roc_auc"]
     assert gbt_auc < 0.62, "aggregates should not see the order"
     assert lstm_auc > 0.85 and lstm_auc > gbt_auc + 0.2
 
@@ -25,7 +26,7 @@ def test_result_and_artifact(trained_order_model):
     payload = result.to_dict()
     json.dumps(payload)
     assert payload["arch"] == "lstm" and payload["counts"]["validation_positives"] > 100
-    assert set(payload["baselines"]) == {"prevalence", "logistic_regression", "gradient_boosting"}
+    assert set(payload["baselines"]) == {"prevalence", "recency", "logreg", "bgnbd", "gbt"}
     for figures in (payload["metrics"], *payload["baselines"].values()):
         assert {
             "roc_auc",
@@ -39,13 +40,12 @@ def test_result_and_artifact(trained_order_model):
             "f1",
         } <= set(figures)
     assert payload["curves"]["roc"] and payload["curves"]["reliability"]
-    assert 0 < payload["threshold"] < 1 and payload["calibration"] == "platt"
+    assert 0 < payload["threshold"] < 1 and payload["calibration"] in ("platt", "beta", "isotonic")
     assert [e for e, _ in epochs] == list(range(1, result.epochs_trained + 1))
     assert "val_auc" in epochs[0][1]
     manifest = artifacts.read_manifest(directory)
-    assert {"model.keras", "calibration.json", "background.npz", "preprocessor/preprocessor.json"} <= set(
-        manifest["files"]
-    )
+    assert {"candidates/lstm/model.keras", "calibration.json", "background.npz",
+            "preprocessor/preprocessor.json"} <= set(manifest["files"])
     assert not [p for p in directory.parent.iterdir() if p.name.startswith(".")]  # no temp dirs left
 
 
@@ -76,7 +76,7 @@ def test_corrupt_or_missing_artifacts_fail_with_a_reason(trained_order_model, tm
         Scorer(tmp_path / "nope")
     broken = tmp_path / "broken"
     os.system(f"cp -r {directory} {broken}")
-    (broken / "model.keras").write_bytes(b"garbage")
+    (broken / "candidates" / "lstm" / "model.keras").write_bytes(b"garbage")
     with pytest.raises(ArtifactError, match="model.keras is corrupt"):
         Scorer(broken)
     (broken / "manifest.json").unlink()
@@ -93,14 +93,18 @@ def test_ensemble_churn_training_end_to_end(tmp_path):
         n_cutoffs=3,
         epochs=2,
         units=8,
-        ensemble=True,
+        unit_choices=(8,),
+        arch="stack",
         min_positives=20,
         min_negatives=20,
+        min_report_class_count=5,
     )
     result = train_model(frame, config, artifact_dir=tmp_path / "ens")
-    assert "ensemble" in result.candidates and result.ensemble
+    lines = {c["name"]: c for c in result.scoreboard["candidates"]}
+    assert set(lines) == {"recency", "logreg", "bgnbd", "gbt", "stack"} and lines["stack"]["status"] == "succeeded"
+    assert set(lines["stack"]["info"]["weights"]) == {"recency", "logreg", "bgnbd", "gbt"}
     scorer = Scorer(tmp_path / "ens")
-    assert scorer.gbt is not None and scorer.target == "churn"
+    assert scorer.target == "churn" and scorer.arch == result.arch
     assert len(scorer.score(frame)) > 0
 
 
@@ -132,8 +136,10 @@ def test_cancellation_and_time_limit(tmp_path):
         order_config(epochs=50, batch_size=16, time_limit_seconds=1, arch="auto"),
         artifact_dir=tmp_path / "t",
     )
-    assert result.stopped_reason == "time_limit" and result.epochs_trained <= 2
-    assert list(result.candidates) == ["lstm"]  # auto skipped the others once out of time
+    lines = {c["name"]: c for c in result.scoreboard["candidates"]}
+    # the baselines always run; the rest is skipped once out of time, and the board says so
+    assert all(lines[n]["status"] == "succeeded" for n in ("recency", "logreg", "bgnbd", "gbt"))
+    assert any(c["status"] == "skipped" and "time budget" in c["reason"] for c in lines.values())
     assert (tmp_path / "t" / "manifest.json").exists()
 
 
