@@ -53,7 +53,7 @@ class ScoringRunSerializer(serializers.ModelSerializer):
 
 
 class ScoringRunRequestSerializer(serializers.Serializer):
-    target = serializers.ChoiceField(choices=Target.values, default=Target.PURCHASE)
+    target = serializers.ChoiceField(choices=Target.choices, default=Target.PURCHASE)
     model_id = serializers.IntegerField(required=False, help_text="score with this model instead of the active one")
 
 
@@ -140,7 +140,7 @@ class ContactPredictionsApi(APIView):
 
 
 class PredictRequestSerializer(serializers.Serializer):
-    target = serializers.ChoiceField(choices=Target.values, default=Target.PURCHASE)
+    target = serializers.ChoiceField(choices=Target.choices, default=Target.PURCHASE)
     events = serializers.ListField(
         child=serializers.DictField(), min_length=1, max_length=MAX_PREDICT_EVENTS,
         help_text='[{"event", "timestamp", "campaign"?, "channel"?, "value"?}] of one contact',

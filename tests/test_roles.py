@@ -50,6 +50,11 @@ API_ROLES: dict[str, tuple[str, dict[str, str]]] = {
     "api/v1/models/<int:model_id>/cancel": ("/api/v1/models/999999/cancel", {"POST": ADMIN}),
     "api/v1/predictions": ("/api/v1/predictions", {"GET": VIEWER}),
     "api/v1/predictions/<str:contact_id>": ("/api/v1/predictions/nobody", {"GET": VIEWER}),
+    # scoring runs (admins start them), stored predictions, inline scoring (reads only)
+    "api/v1/scoring-runs": ("/api/v1/scoring-runs", {"GET": VIEWER, "POST": ADMIN}),
+    "api/v1/scoring-runs/<int:run_id>": ("/api/v1/scoring-runs/999999", {"GET": VIEWER}),
+    "api/v1/contacts/<str:contact_id>/predictions": ("/api/v1/contacts/nobody/predictions", {"GET": VIEWER}),
+    "api/v1/predict": ("/api/v1/predict", {"POST": VIEWER}),
     # segments (editors change them; a preview writes nothing, so viewers may run it)
     "api/v1/segments": ("/api/v1/segments", {"GET": VIEWER, "POST": EDITOR}),
     "api/v1/segments/preview": ("/api/v1/segments/preview", {"POST": VIEWER}),
@@ -92,6 +97,7 @@ PAGE_ROLES: dict[str, tuple[str, dict[str, str]]] = {
     "dashboard/<slug:slug>/models/contacts/<str:contact_id>/": (
         "/dashboard/acme/models/contacts/nobody/", {"GET": VIEWER},
     ),
+    "dashboard/<slug:slug>/models/<int:model_id>/score": ("/dashboard/acme/models/999999/score", {"POST": ADMIN}),
     # contacts, scores, workspace settings (ui)
     "dashboard/<slug:slug>/contacts/": ("/dashboard/acme/contacts/", {"GET": VIEWER}),
     "dashboard/<slug:slug>/contacts/<str:contact_id>/": ("/dashboard/acme/contacts/nobody/", {"GET": VIEWER}),

@@ -65,6 +65,11 @@ def workspace_overview(*, workspace: Workspace) -> dict[str, Any]:
         "top_events": list(events.values("name").annotate(n=Count("id")).order_by("-n", "name")[:10]),
         "api_keys": ApiKey.objects.filter(workspace=workspace, revoked_at__isnull=True).count(),
     }
+    # events per stage, as the read model derives them (the stages funnels and models use)
+    from funnel_site.events.selectors import event_stage_counts
+
+    stage_counts = event_stage_counts(workspace_id=workspace.id) if n_events else {}
+    context["stages"] = [(s, stage_counts.get(s, 0)) for s in STAGES] + [("(none)", stage_counts.get("", 0))]
     context["marketing"] = marketing_funnel_report(workspace=workspace, since=None, until=None) if n_events else None
     context["trainings"], context["failures"] = _training_runs(workspace)
     context["runs"] = []
