@@ -77,15 +77,36 @@ def contacts_frame(
     `contact_range` (first, last Contact.id, inclusive) or `contact_ids`; events strictly `before`.
     PostgreSQL: one binary COPY of arrays parsed by numpy (as the column cache does); else the ORM.
     """
-    from funnel_site.events.columns import _empty, _merge
+    from funnel_site.events.columns import _empty
+    from funnel_site.events.columns_read import _one_snapshot
 
     # a few contacts (real time): one plain query beats the three round trips of the COPY path
     few = contact_ids is not None and len(contact_ids) <= 50
     fetch = _contacts_fetch_postgres if connection.vendor == "postgresql" and not few else _contacts_fetch_generic
-    fetched = fetch(workspace_id, contact_range, None if contact_ids is None else [int(c) for c in contact_ids],
-                    before)
-    cols = _empty(workspace_id) if fetched is None else _merge(_empty(workspace_id), fetched)
+    with _one_snapshot():  # the dictionaries and the arrays of one snapshot (no name missing from either)
+        fetched = fetch(workspace_id, contact_range, None if contact_ids is None else [int(c) for c in contact_ids],
+                        before)
+    cols = _empty(workspace_id) if fetched is None else _columns_of(workspace_id, fetched)
     return frame_from_columns(cols, StageResolver.for_workspace(workspace_id))
+
+
+def _columns_of(workspace_id: int, fetched: dict):
+    """Fetched rows as WorkspaceColumns sorted by (contact, ts, event id), like the read model's."""
+    from funnel_site.events.columns import WorkspaceColumns, _encode
+
+    names: list[str] = []
+    channels: list[str] = []
+    arrays = {
+        "event_id": fetched["event_id"], "contact": fetched["contact"], "ts": fetched["ts"],
+        "name": _encode(fetched["name_hash"], fetched["name_pairs"], names),
+        "campaign": fetched["campaign"],
+        "channel": _encode(fetched["channel_hash"], fetched["channel_pairs"], channels),
+        "value": fetched["value"],
+    }
+    order = np.lexsort((arrays["event_id"], arrays["ts"], arrays["contact"]))
+    return WorkspaceColumns(workspace_id=workspace_id, names=names, channels=channels,
+                            max_event_id=int(arrays["event_id"].max()) if len(order) else 0,
+                            **{k: v[order] for k, v in arrays.items()})
 
 
 def _contacts_where(workspace_id, contact_range, contact_ids, before) -> tuple[str, list]:
@@ -102,7 +123,7 @@ def _contacts_where(workspace_id, contact_range, contact_ids, before) -> tuple[s
 
 
 def _contacts_fetch_postgres(workspace_id, contact_range, contact_ids, before) -> dict | None:
-    from funnel_site.events.columns import _PG_COLUMNS, PG_EPOCH_US, _parse_binary_arrays
+    from funnel_site.events.columns_read import _PG_COLUMNS, PG_EPOCH_US, _parse_binary_arrays
     from funnel_site.events.models import Event
 
     table = Event._meta.db_table
@@ -116,14 +137,14 @@ def _contacts_fetch_postgres(workspace_id, contact_range, contact_ids, before) -
         aggregates = ", ".join(f"array_agg(c{i})" for i in range(len(_PG_COLUMNS)))
         exprs = ", ".join(f"{expr} AS c{i}" for i, (expr, _) in enumerate(_PG_COLUMNS))
         query = raw.mogrify(
-            f"COPY (SELECT {aggregates} FROM (SELECT {exprs} FROM {table} WHERE {where}) t) TO STDOUT (FORMAT binary)",
+            f"COPY (SELECT {aggregates} FROM (SELECT {exprs} FROM {table} e WHERE {where}) t) TO STDOUT (FORMAT binary)",
             params,
         )
         buffer = bytearray()
         with raw.copy(query) as copy:
             for chunk in copy:
                 buffer += chunk
-    arrays, _ = _parse_binary_arrays(bytes(buffer), len(_PG_COLUMNS))
+    arrays, _ = _parse_binary_arrays(bytes(buffer), [dtype for _, dtype in _PG_COLUMNS])
     if arrays[0] is None or arrays[0].shape[0] == 0:
         return None
     return {

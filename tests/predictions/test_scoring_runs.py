@@ -112,7 +112,7 @@ def test_a_failed_run_keeps_the_previous_scores_and_names_the_reason(synthetic_w
     assert before and first.status == "succeeded"
     from pathlib import Path
 
-    (Path(version.artifact_path) / "model.keras").write_bytes(b"not a model")  # corrupt artifact
+    (Path(version.artifact_path) / "calibration.json").write_bytes(b"not a calibration")  # corrupt artifact
     second = _run(version)
     assert second.status == ScoringRun.Status.FAILED
     assert "checksum" in second.error or "cannot be loaded" in second.error, second.error

@@ -8,7 +8,6 @@ import tempfile
 from pathlib import Path
 
 from django.core.management.base import CommandError
-from django.utils import timezone
 
 from funnel_site.cli import ContractCommand
 from predictions.models import Target
@@ -43,18 +42,15 @@ def write_csv_atomically(path: Path, rows) -> None:
         raise
 
 
-def segments_refreshed_since(*, workspace, since) -> list[dict]:
-    """The segments refreshed by the run (its `scores_updated` signal, sent on commit, refreshes the
-    workspace's segments in this process): each one's newest size row written since `since`."""
-    from predictions.models import SegmentSize
+def segments_after_run(*, workspace) -> list[dict]:
+    """Refresh the workspace's segments now and return their counts. The run's `scores_updated`
+    signal refreshes them too once its transaction commits; a second refresh changes nothing."""
+    from predictions.segments.services import segments_refresh
 
-    newest: dict[int, dict] = {}
-    rows = (SegmentSize.objects.filter(segment__workspace=workspace, at__gte=since)
-            .select_related("segment").order_by("at", "id"))
-    for row in rows:
-        newest[row.segment_id] = {"segment_id": row.segment_id, "name": row.segment.name, "size": row.size,
-                                  "entered": row.entered, "exited": row.exited}
-    return sorted(newest.values(), key=lambda s: (s["name"], s["segment_id"]))
+    return [
+        {key: r.to_dict()[key] for key in ("segment_id", "name", "size", "entered", "exited")}
+        for r in segments_refresh(workspace=workspace, contact_ids=None)
+    ]
 
 
 class Command(ContractCommand):
@@ -84,11 +80,10 @@ class Command(ContractCommand):
             run = scoring_run_queue(version=version, trigger="cli", send=False)
         except PredictionError as exc:
             raise CommandError(str(exc)) from None
-        started = timezone.now()
         run = scoring_run_execute(run_id=run.pk)
         if run.status != run.Status.SUCCEEDED:
             raise CommandError(f"scoring run {run.pk} failed: {run.error}; the previous scores are kept")
-        segments = segments_refreshed_since(workspace=workspace, since=started)
+        segments = segments_after_run(workspace=workspace)
         threshold = version.threshold if version.threshold is not None else 0.5
         scores = ContactScore.objects.filter(scoring_run=run, is_current=True)
         above = scores.filter(probability__gte=threshold).count()
