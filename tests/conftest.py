@@ -79,6 +79,15 @@ def subprocess_env() -> dict[str, str]:
     env["CELERY_BROKER_URL"] = settings.CELERY_BROKER_URL
     env["CELERY_RESULT_BACKEND"] = settings.CELERY_RESULT_BACKEND
     env["PYTHONPATH"] = str(ROOT)
+    # a server started by a test is a production server (DEBUG off): it refuses the development
+    # fallback key and a wildcard host (funnel_site/security.py), so it gets its own of both; the
+    # credentials key stays the tests' own, so children decrypt what the tests stored
+    if settings.SECRET_KEY == settings.INSECURE_SECRET_KEY:
+        from integrations.crypto import fernet_keys
+
+        env["INTEGRATIONS_FERNET_KEY"] = ",".join(k.decode() for k in fernet_keys())
+        env["SECRET_KEY"] = "tests-only-" + "k" * 50
+    env.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost")
     return env
 
 

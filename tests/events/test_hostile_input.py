@@ -70,7 +70,7 @@ def hostile_item(draw) -> tuple[dict, str]:
 def valid_item(draw, n: int) -> dict:
     item = {
         "contact_id": draw(st.text(st.characters(min_codepoint=33, max_codepoint=0x2FFF,
-                                                 exclude_categories=("Cs",)), min_size=1, max_size=12)),
+                                                 exclude_categories=("Cs", "Cc", "Zs", "Zl", "Zp")), min_size=1, max_size=12)),
         "event": draw(st.sampled_from(["pv", "cart", "Order Completed", "Produkt angesehen", "見た"])),
         "timestamp": 1_700_000_000 + n,
         "message_id": f"ok-{n}",

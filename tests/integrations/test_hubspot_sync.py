@@ -181,10 +181,11 @@ def test_scores_percentile_and_top_factor_as_contact_properties(workspace_with_k
     old = ModelVersion.objects.create(workspace=ws, target="purchase", status="succeeded", is_active=False)
     active = ModelVersion.objects.create(workspace=ws, target="purchase", status="succeeded", is_active=True)
     now = timezone.now()
-    has_percentile = any(f.name == "percentile" for f in ContactScore._meta.fields)  # added by the scoring work
-    extra = {"percentile": 92.5} if has_percentile else {}
+    extra = {"percentile": 92.5}
     s1 = Contact.objects.get(workspace=ws, external_id="s1")
-    ContactScore.objects.create(workspace=ws, model_version=old, contact=s1, target="purchase", probability=0.1, as_of=now)
+    # the old model's score is no longer current (one current score per contact and target)
+    ContactScore.objects.create(workspace=ws, model_version=old, contact=s1, target="purchase", probability=0.1,
+                                as_of=now, is_current=False)
     ContactScore.objects.create(workspace=ws, model_version=active, contact=s1, target="purchase", probability=0.81234,
                                 as_of=now, factors=[{"text": "Added to cart 2 days ago", "contribution": 0.31},
                                                     {"text": "Opened 3 emails", "contribution": 0.1}], **extra)
@@ -199,5 +200,5 @@ def test_scores_percentile_and_top_factor_as_contact_properties(workspace_with_k
     assert inputs["s1@example.com"]["purchase_probability"] == 0.8123  # the active model's score, not the old one
     assert inputs["s1@example.com"]["purchase_reason"] == "Added to cart 2 days ago"
     # a percentile only where scores carry one; s2 has no score: nothing blank is sent
-    assert inputs["s1@example.com"].get("purchase_percentile") == (92.5 if has_percentile else None)
+    assert inputs["s1@example.com"].get("purchase_percentile") == 92.5
     assert set(inputs["s2@example.com"]) == {"email"}

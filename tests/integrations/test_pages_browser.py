@@ -40,6 +40,8 @@ def test_dry_run_from_the_syncs_page_at_390px(page, live_server, admin_login, wo
     assert "is writable" in page.inner_text(".messages")
     page.goto(f"{live_server.url}/dashboard/{ws.slug}/syncs/")
     _fits(page)
+    # every workspace also has its default segments: pick ours
+    page.select_option("#sync-form select[name=segment]", label="Likely buyers")
     page.click("#sync-form button[type=submit]")
     assert "Likely buyers" in page.inner_text("#syncs")
     page.click("#syncs button.dry-run")
