@@ -16,7 +16,7 @@ MAX_OFFSET = 2**63 - 1  # PostgreSQL's bigint: OFFSET beyond it is an error ther
 
 def bounded_int(raw: str | None, *, name: str, default: int, low: int, high: int) -> int:
     """A whole-number query parameter in [low, high]; `default` when absent; ValidationError naming it."""
-    if raw is None or raw == "":
+    if raw is None:
         return default
     text = raw.strip()
     if not (text.isdigit() or (text[:1] == "-" and text[1:].isdigit())) or len(text) > 20:
@@ -27,6 +27,12 @@ def bounded_int(raw: str | None, *, name: str, default: int, low: int, high: int
     return value
 
 
+def _one_value(request, name: str) -> None:
+    """A parameter given twice (`?offset=1&offset=2`) is ambiguous: a 400 naming it."""
+    if len(request.query_params.getlist(name)) > 1:
+        raise ValidationError({name: "must be given once"})
+
+
 class BoundedLimitOffsetPagination(pagination.LimitOffsetPagination):
     """`?limit=` 1-1000 (default 100) and `?offset=` 0-2**63-1; anything else is a 400."""
 
@@ -34,10 +40,12 @@ class BoundedLimitOffsetPagination(pagination.LimitOffsetPagination):
     max_limit = MAX_LIMIT
 
     def get_limit(self, request) -> int:
+        _one_value(request, self.limit_query_param)
         return bounded_int(request.query_params.get(self.limit_query_param), name=self.limit_query_param,
                            default=self.default_limit, low=1, high=self.max_limit)
 
     def get_offset(self, request) -> int:
+        _one_value(request, self.offset_query_param)
         return bounded_int(request.query_params.get(self.offset_query_param), name=self.offset_query_param,
                            default=0, low=0, high=MAX_OFFSET)
 

@@ -11,12 +11,13 @@ from django.http import Http404
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from funnel_site.events.auth import request_workspace
+from funnel_site.events.pagination import BoundedLimitOffsetPagination
 from funnel_site.events.roles import VIEWER
+from funnel_site.strict_fields import StrictCharField
 from predictions.models import Segment
 from predictions.segments.definition import (
     MAX_CONDITIONS,
@@ -46,7 +47,7 @@ from predictions.segments.services import (
 PREVIEW_SAMPLE_MAX = 20
 
 
-class SegmentPagination(LimitOffsetPagination):
+class SegmentPagination(BoundedLimitOffsetPagination):
     """`?limit=&offset=`; at most 500 rows a page."""
 
     default_limit = 100
@@ -56,8 +57,8 @@ class SegmentPagination(LimitOffsetPagination):
 class SegmentInputSerializer(serializers.Serializer):
     """A segment as written by a client."""
 
-    name = serializers.CharField(max_length=200, trim_whitespace=True)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
+    name = StrictCharField(max_length=200, trim_whitespace=True)
+    description = StrictCharField(required=False, allow_blank=True, default="")
     definition = ConditionSerializer(help_text="a condition tree; see the README section Segments")
 
     def validate_definition(self, value):
@@ -115,8 +116,8 @@ REFRESH_RESULT = inline_serializer("SegmentRefresh", {
     "warnings": serializers.ListField(child=serializers.CharField()),
 })
 ERROR = inline_serializer("SegmentError", {
-    "error": serializers.CharField(), "field": serializers.CharField(),
-    "errors": serializers.ListField(child=serializers.DictField()),
+    "error": serializers.CharField(), "field": serializers.CharField(allow_null=True),
+    "errors": serializers.ListField(child=serializers.DictField(), required=False),
 })
 
 
