@@ -92,3 +92,26 @@ def test_explain_gives_the_score_and_factors_in_words(synthetic_workspace, make_
     assert "chance it buys within 7 days" in out.getvalue()
     with pytest.raises(CommandError, match="contact 'ghost' does not exist"):
         call_command("explain", "--workspace", "acme", "--contact", "ghost")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_score_waits_for_a_run_in_flight_then_scores_itself(synthetic_workspace, make_version):
+    """Activation queues a scoring run; `score` right after it waits for that run, then runs its own
+    (the contract smoke test calls `score` just after `train --wait`)."""
+    import threading
+
+    from predictions.models import ScoringRun
+
+    version = make_version(synthetic_workspace)
+    busy = ScoringRun.objects.create(workspace=version.workspace, model_version=version, target=version.target,
+                                     trigger="activation")
+
+    def finish() -> None:
+        from django.db import connection
+
+        ScoringRun.objects.filter(pk=busy.pk).update(status=ScoringRun.Status.FAILED, error="test: ended")
+        connection.close()
+
+    threading.Timer(1.5, finish).start()
+    payload = run("score", "--workspace", "acme", "--target", "purchase")
+    assert payload["status"] == "succeeded" and payload["run_id"] != busy.pk and payload["scored"] > 100

@@ -53,6 +53,34 @@ def segments_after_run(*, workspace) -> list[dict]:
     ]
 
 
+IN_FLIGHT_WAIT_SECONDS = 600
+
+
+def _queue_after_any_in_flight(version):
+    """A new run of `version` for this command. A run already in flight (one queued by the model's
+    activation, say) is waited for first, so the scores printed are this command's, as of now."""
+    import time
+
+    from predictions.models import ScoringRun
+    from predictions.services import PredictionError, ScoringInProgress, scoring_run_queue
+
+    deadline = time.monotonic() + IN_FLIGHT_WAIT_SECONDS
+    while True:
+        try:
+            return scoring_run_queue(version=version, trigger="cli", send=False)
+        except ScoringInProgress as exc:
+            if time.monotonic() > deadline:
+                raise CommandError(f"{exc}; it did not finish within {IN_FLIGHT_WAIT_SECONDS} s") from None
+            busy = exc.run
+            while busy is not None and time.monotonic() < deadline:
+                busy.refresh_from_db(fields=["status"])
+                if busy.status not in ScoringRun.IN_FLIGHT:
+                    break
+                time.sleep(0.5)
+        except PredictionError as exc:
+            raise CommandError(str(exc)) from None
+
+
 class Command(ContractCommand):
     help = (
         "Score every eligible contact (any own event within the model's lookback) with the active model as of "
@@ -69,17 +97,13 @@ class Command(ContractCommand):
     def handle(self, *args, **options) -> None:
         from predictions.models import ContactScore
         from predictions.scoring import scoring_run_execute
-        from predictions.services import PredictionError, scoring_run_queue
 
         workspace = self.get_workspace(options["workspace"])
         version = model_for(workspace, target=options["target"], model_id=options["model"])
         output = Path(options["output"]) if options["output"] else None
         if output is not None and not output.resolve().parent.is_dir():
             raise CommandError(f"--output {output}: the folder {output.resolve().parent} does not exist")
-        try:
-            run = scoring_run_queue(version=version, trigger="cli", send=False)
-        except PredictionError as exc:
-            raise CommandError(str(exc)) from None
+        run = _queue_after_any_in_flight(version)
         run = scoring_run_execute(run_id=run.pk)
         if run.status != run.Status.SUCCEEDED:
             raise CommandError(f"scoring run {run.pk} failed: {run.error}; the previous scores are kept")
