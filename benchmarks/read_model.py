@@ -62,63 +62,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def load(rows: dict[str, np.ndarray], contacts: int) -> dict[str, float]:
-    """benchmarks/funnel.py's load, for this schema (no stored stage)."""
-    from django.db import connection
-
-    from funnel_site.events.models import Campaign
-    from funnel_site.events.services import workspace_create
-
-    timings = {}
-    started = time.perf_counter()
-    workspace, _ = workspace_create(slug=base.WORKSPACE)
-    campaigns = [Campaign.objects.create(workspace=workspace, key=f"campaign-{k:02d}",
-                                         channel=base.CHANNELS[1 + k % 6]) for k in range(base.N_CAMPAIGNS)]
-    names_sql = "ARRAY[" + ",".join(f"'{n}'" for n in base.NAMES) + "]"
-    channels_sql = "ARRAY[" + ",".join(f"'{c}'" for c in base.CHANNELS) + "]"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO events_contact (workspace_id, external_id, email, traits) "
-            "SELECT %s, 'b' || g, '', '{}'::jsonb FROM generate_series(0, %s) g ORDER BY g",
-            [workspace.id, contacts - 1])
-        cursor.execute("SELECT min(id) FROM events_contact WHERE workspace_id = %s", [workspace.id])
-        first_contact = cursor.fetchone()[0]
-        cursor.execute("CREATE UNLOGGED TABLE bench_stage (seq int8, contact int8, ts int8, name int4, "
-                       "campaign int4, channel int4, value float8)")
-        data = base._copy_binary([
-            (np.arange(rows["ts"].shape[0]), ">i8"), (rows["contact"] + first_contact, ">i8"), (rows["ts"], ">i8"),
-            (rows["name"], ">i4"), (rows["campaign"], ">i4"), (rows["channel"], ">i4"), (rows["value"], ">f8"),
-        ])
-        with cursor.cursor.copy("COPY bench_stage FROM STDIN (FORMAT binary)") as copy:
-            view = memoryview(data)
-            for at in range(0, len(view), 1 << 24):
-                copy.write(view[at : at + (1 << 24)])
-        del data
-        cursor.execute("SELECT indexdef, indexname FROM pg_indexes WHERE tablename = 'events_event' "
-                       "AND indexname <> 'events_event_pkey'")
-        indexes = cursor.fetchall()
-        cursor.execute("ALTER TABLE events_event DROP CONSTRAINT IF EXISTS uniq_event_message")
-        for _, index_name in indexes:
-            cursor.execute(f'DROP INDEX IF EXISTS "{index_name}"')
-        cursor.execute(
-            "INSERT INTO events_event (workspace_id, contact_id, name, timestamp, received_at, campaign_id, "
-            "channel, value, properties, message_id) "
-            f"SELECT %s, contact, ({names_sql})[name + 1], "
-            "'epoch'::timestamptz + ts * interval '1 microsecond', now(), "
-            "CASE WHEN campaign >= 0 THEN %s + campaign END, "
-            f"({channels_sql})[channel + 1], NULLIF(value, 'NaN'::float8), '{{}}'::jsonb, "
-            "'bench-' || seq FROM bench_stage ORDER BY seq",
-            [workspace.id, campaigns[0].id])
-        cursor.execute("DROP TABLE bench_stage")
-        cursor.execute("ALTER TABLE events_event ADD CONSTRAINT uniq_event_message UNIQUE (workspace_id, message_id)")
-        for definition, index_name in indexes:
-            if index_name != "uniq_event_message":
-                cursor.execute(definition)
-        cursor.execute("ANALYZE events_event")
-    timings["load"] = time.perf_counter() - started
-    return timings
-
-
 def memory() -> dict[str, float]:
     """RSS, PSS and USS (private clean + dirty) of this process in MB, from /proc/self/smaps_rollup, and
     its peak RSS (VmHWM: ru_maxrss would report the parent's peak, kept across fork and exec)."""
@@ -339,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         if not reused:
             started = time.perf_counter()
             rows = base.generate(args.events, args.contacts, args.seed)
-            loaded = {"generate": time.perf_counter() - started, **load(rows, args.contacts)}
+            loaded = {"generate": time.perf_counter() - started, **base.load(rows, args.contacts)}
             del rows
         figures = measure(args, Path(scratch))
         report(args, loaded, figures)
