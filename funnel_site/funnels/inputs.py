@@ -10,7 +10,9 @@ copied out (matching ones only, except in `strict` order, where any event can br
 
 from __future__ import annotations
 
+import os
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -139,7 +141,7 @@ class _Builder:
                 table[self.name_codes(matcher)] |= np.uint32(1 << k)
             else:
                 complex_bits.append((k, matcher))
-        out = table[self.cols.name] if self.cols.size else np.zeros(0, dtype=np.uint32)
+        out = _gather(table, self.cols.name)
         for k, matcher in complex_bits:
             out |= self.matcher_mask(matcher).astype(np.uint32) << np.uint32(k)
         return out
@@ -261,6 +263,23 @@ def funnel_input_build(*, workspace_id: int, definition: FunnelDefinition, cols:
         offsets=offsets,
     )
     return FunnelInput(columns=columns, max_event_id=cols.max_event_id, warnings=list(dict.fromkeys(builder.warnings)))
+
+
+_GATHER_CHUNK = 1 << 20
+
+
+def _gather(table: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """`table[codes]` by `np.take` (a third faster than fancy indexing), in threads over chunks
+    (numpy releases the GIL): the one pass over every event a query makes before the kernels."""
+    out = np.empty(codes.shape[0], dtype=table.dtype)
+    if codes.shape[0] <= _GATHER_CHUNK:
+        np.take(table, codes, out=out)
+        return out
+    bounds = range(0, codes.shape[0], _GATHER_CHUNK)
+    with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, 8)) as pool:
+        list(pool.map(lambda at: np.take(table, codes[at : at + _GATHER_CHUNK], out=out[at : at + _GATHER_CHUNK]),
+                      bounds))
+    return out
 
 
 def _at(rows: np.ndarray | None, positions: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from .columns import EventColumns
 from .definition import FunnelDefinition
 from .dispatch import run_kernels
 from .kernel_common import gap_seconds_into, gaps_by_step
-from .results import BreakdownResult, FunnelResult
+from .results import BreakdownResult, FunnelResult, StepContacts
 from .stats import MICROS, conversion_trend, step_table, time_histogram
 
 DEFAULT_BREAKDOWN_LIMIT = 100
@@ -229,13 +229,8 @@ def funnel_compute(
         )
 
     ids = outcomes.contact_ids
-    converted_contacts = [ids[contact_reached[:, k]] for k in range(n_steps)]
-    dropped_contacts = [np.zeros(0, dtype=np.int64)]
-    previous_required = 0
-    for k in range(1, n_steps):
-        dropped_contacts.append(ids[contact_reached[:, previous_required] & ~contact_reached[:, k]])
-        if not optional[k]:
-            previous_required = k
+    converted_contacts = StepContacts(ids, contact_reached, optional, dropped=False)
+    dropped_contacts = StepContacts(ids, contact_reached, optional, dropped=True)
     return FunnelResult(
         steps=steps,
         count_mode=definition.count,

@@ -129,15 +129,17 @@ def gaps_by_step(chain: np.ndarray, ts: np.ndarray, offsets: np.ndarray, values:
     for e in range(entities):
         if chain[e, 0] < 0:
             continue
+        if counting:  # no timestamps read: they are random accesses into the whole column
+            for k in range(1, n_steps):
+                if chain[e, k] >= 0:
+                    offsets[k + 1] += 1
+            continue
         last = ts[chain[e, 0]]
         for k in range(1, n_steps):
             if chain[e, k] >= 0:
                 here = ts[chain[e, k]]
-                if counting:
-                    offsets[k + 1] += 1
-                else:
-                    values[fill[k]] = (here - last) / 1_000_000
-                    fill[k] += 1
+                values[fill[k]] = (here - last) / 1_000_000
+                fill[k] += 1
                 last = here
 
 

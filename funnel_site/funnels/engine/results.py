@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +93,45 @@ class BreakdownResult:
         return {"value": self.value, "steps": [step.to_dict() for step in self.steps]}
 
 
+class StepContacts(Sequence):
+    """Per step, the sorted ids of the contacts that reached it (`dropped=False`), or that reached
+    the previous required step but not this one (`dropped=True`; empty for step 1).
+
+    Computed when a step is first read and then kept: most queries never list contacts, and the
+    lists of a 10-million-event funnel took a tenth of its time. Pickles small (the ids and the
+    reached matrix) for the results cache.
+    """
+
+    def __init__(self, ids: np.ndarray, reached: np.ndarray, optional: Sequence[bool], *, dropped: bool) -> None:
+        self._ids = ids
+        self._reached = reached
+        self._optional = tuple(optional)
+        self._dropped = dropped
+        self._memo: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self._optional)
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [self[j] for j in range(*k.indices(len(self)))]
+        if k < 0:
+            k += len(self)
+        if not 0 <= k < len(self):
+            raise IndexError(f"step index {k} out of range")
+        if k not in self._memo:
+            self._memo[k] = self._compute(k)
+        return self._memo[k]
+
+    def _compute(self, k: int) -> np.ndarray:
+        if not self._dropped:
+            return self._ids[self._reached[:, k]]
+        if k == 0:
+            return np.zeros(0, dtype=np.int64)
+        previous = max([0] + [j for j in range(1, k) if not self._optional[j]])
+        return self._ids[self._reached[:, previous] & ~self._reached[:, k]]
+
+
 @dataclass
 class FunnelResult:
     """Everything a funnel query returns.
@@ -110,8 +150,8 @@ class FunnelResult:
     trend_interval: str
     breakdown: list[BreakdownResult] | None
     warnings: list[str]
-    converted_contacts: list[np.ndarray] = field(repr=False)
-    dropped_contacts: list[np.ndarray] = field(repr=False)
+    converted_contacts: Sequence[np.ndarray] = field(repr=False)  # a `StepContacts`
+    dropped_contacts: Sequence[np.ndarray] = field(repr=False)
     engine_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
