@@ -26,6 +26,7 @@ import shutil
 import time
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +81,17 @@ def _crc(array: np.ndarray) -> int:
     return crc
 
 
+def _crcs(arrays: list[np.ndarray]) -> list[int]:
+    """CRC-32 of each array, in threads (zlib releases the GIL): a fresh process checks 480 MB
+    at 10 M events before it answers, and this halves that on two cores."""
+    if sum(a.nbytes for a in arrays) < 4 * _CRC_BLOCK:
+        return [_crc(a) for a in arrays]
+    largest_first = sorted(range(len(arrays)), key=lambda x: -arrays[x].nbytes)
+    with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, len(arrays))) as pool:
+        found = dict(zip(largest_first, pool.map(lambda x: _crc(arrays[x]), largest_first), strict=True))
+    return [found[x] for x in range(len(arrays))]
+
+
 def current_name(workspace_id: int) -> str:
     """The name of the newest version ('' when there is none)."""
     try:
@@ -109,9 +121,10 @@ def snapshot_open(workspace_id: int) -> Snapshot | None:
                 array = np.load(path / f"{column}.npy", mmap_mode="r", allow_pickle=False)
                 if array.dtype != dtype or array.shape != (manifest["size"],):
                     raise SnapshotCorrupt(f"snapshot file {path / column}.npy has the wrong type or length")
-                if _crc(array) != manifest["crc32"][column]:
-                    raise SnapshotCorrupt(f"snapshot file {path / column}.npy fails its checksum")
                 arrays[column] = array
+            for column, crc in zip(arrays, _crcs(list(arrays.values())), strict=True):
+                if crc != manifest["crc32"][column]:
+                    raise SnapshotCorrupt(f"snapshot file {path / column}.npy fails its checksum")
             return Snapshot(arrays=arrays, manifest=manifest, path=path)
         except FileNotFoundError:
             if (folder / "CURRENT").exists() and (folder / "CURRENT").read_text().strip() != name:
