@@ -248,7 +248,56 @@ def _pairs(hashes: np.ndarray | None, texts: list[str]) -> list[tuple[int, str]]
 
 
 def _fetch_generic(workspace_id: int, ranges: list[tuple[int, int]] | None):
-    """Events through the ORM (SQLite, the embedded default: small data)."""
+    """Events of SQLite (the embedded default: small data), or of another database through the ORM."""
+    if connection.vendor == "sqlite" and connection.timezone_name == "UTC":
+        return _fetch_sqlite(workspace_id, ranges)
+    return _fetch_orm(workspace_id, ranges)
+
+
+def _codes(texts: list[str]) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """Dense codes of strings and the (code, text) pairs: the dictionaries the read model merges."""
+    index = {text: code for code, text in enumerate(dict.fromkeys(texts))}
+    codes = np.array([index[text] for text in texts], dtype=np.int64)
+    return codes, [(code, text) for text, code in index.items()]
+
+
+def _fetch_sqlite(workspace_id: int, ranges: list[tuple[int, int]] | None):
+    """Events of SQLite by one raw query, the timestamps parsed by numpy.
+
+    Through the ORM every row's timestamp became an aware datetime first, a Python step per event
+    (3-4 s for the demo's 140,000 events, paid by a fresh process's first funnel). Django stores
+    a timestamp as UTC text ('YYYY-MM-DD HH:MM:SS[.ffffff]'); `|| ''` keeps the column's declared
+    type from calling Django's converter, and numpy parses the text at C speed.
+    """
+    table = Event._meta.db_table
+    where, params = "workspace_id = %s", [workspace_id]
+    if ranges is not None:
+        where += " AND (" + " OR ".join("id BETWEEN %s AND %s" for _ in ranges) + ")"
+        params += [bound for pair in ranges for bound in pair]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'SELECT id, contact_id, "timestamp" || \'\', name, COALESCE(campaign_id, -1), channel, value '
+            f"FROM {table} WHERE {where}", params)
+        rows = cursor.fetchall()
+    if not rows:
+        return _empty_fetch()
+    ids, contacts, stamps, names, campaigns, channels, values = zip(*rows, strict=True)
+    name_codes, name_pairs = _codes(list(names))
+    channel_codes, channel_pairs = _codes(list(channels))
+    columns = {
+        "event_id": np.array(ids, np.int64),
+        "contact": np.array(contacts, np.int64),
+        "ts": np.array(stamps, dtype="datetime64[us]").astype(np.int64),
+        "name_hash": name_codes,
+        "campaign": np.array(campaigns, np.int64),
+        "channel_hash": channel_codes,
+        "value": np.array(values, np.float64),  # None becomes NaN
+    }
+    return columns, name_pairs, channel_pairs
+
+
+def _fetch_orm(workspace_id: int, ranges: list[tuple[int, int]] | None):
+    """Events through the ORM (any database Django supports; slow: a datetime per row)."""
     from django.db.models import Q
 
     qs = Event.objects.filter(workspace_id=workspace_id)
