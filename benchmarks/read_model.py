@@ -23,7 +23,12 @@ and reports its timings and /proc/self/smaps_rollup. Printed:
 - a second process serving the same workspace while the first is alive: RSS, PSS and USS (private
   pages: what it adds), beside an idle Django process with the same imports;
 - peak RSS (VmHWM) of every process;
-- what the log costs ingestion: 3 writer threads with and without its statements, alternated.
+- what the log costs ingestion: 3 writer threads with and without its statements, alternated;
+- the warm 5-step funnel (median), its engine time, and on the same rows the bare compiled state
+  machine and DuckDB's ASOF-join query (`benchmarks/funnel_baselines.py`), with the load average.
+
+A fresh process with the snapshot is run twice: kernels loaded by its first query (no warm-up),
+and warmed at start in a thread as web and worker processes do (`FunnelsConfig.ready`).
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--new-events", type=int, default=10_000, help="events ingested before the refresh figure")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=5, help="warm runs of the funnel; the median is shown")
     parser.add_argument("--reuse", action="store_true", help="keep the scratch database when already loaded")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     parser.add_argument("--child", choices=["query", "idle"], help=argparse.SUPPRESS)
@@ -83,7 +89,16 @@ def memory() -> dict[str, float]:
 def child(args: argparse.Namespace) -> int:
     """A fresh process: bring the read model up to date, run the funnel twice, report, maybe wait."""
     started = time.perf_counter()
-    base.setup_django()
+    if os.environ.get("BENCH_WARM_AT_START") == "1":
+        # as a web or worker process starts: FunnelsConfig.ready loads the kernels in a thread
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "funnel_site.settings")
+        os.environ["LOG_LEVEL"] = "WARNING"
+        os.environ.setdefault("FUNNEL_QUERY_TIMEOUT_SECONDS", "600")
+        import django
+
+        django.setup()
+    else:
+        base.setup_django()  # no warm-up: the first query loads the kernels it needs itself
     from funnel_site.events.columns import workspace_columns
     from funnel_site.events.models import Workspace
     from funnel_site.funnels.engine import funnel_compute  # noqa: F401  (imports, as a web process has)
@@ -186,6 +201,26 @@ def log_cost(rounds: int = 3) -> dict:
     return out
 
 
+def warm_and_baselines(workspace, repeat: int) -> dict:
+    """In this process (the snapshot mapped): the warm 5-step funnel through `funnel_query` (median
+    of `repeat`, cache off), the bare state machine and DuckDB's ASOF-join query on its rows."""
+    from benchmarks.funnel_baselines import bare_median, duckdb_median
+    from funnel_site.events.columns import workspace_columns
+    from funnel_site.funnels.engine.warmup import warm_kernels
+    from funnel_site.funnels.inputs import funnel_input_build
+    from funnel_site.funnels.spec import funnel_spec_parse
+
+    warm_kernels()
+    out = {"warm": base.warm_median(workspace, FIVE, repeat)}
+    cols = workspace_columns(workspace.id)
+    built = funnel_input_build(workspace_id=workspace.id, definition=funnel_spec_parse(FIVE).definition, cols=cols)
+    out["bare"] = bare_median(built.columns, len(base.FIVE_STEPS), 14 * base.DAY_US, repeat)
+    names = np.asarray(cols.names, dtype=object)[cols.name]
+    out["duckdb"] = duckdb_median(cols.contact, cols.ts, names, base.FIVE_STEPS, 14 * 86_400, min(repeat, 3))
+    out["load_average"] = os.getloadavg()
+    return out
+
+
 def _count_events(workspace) -> int:
     from funnel_site.events.models import Event
 
@@ -207,6 +242,8 @@ def measure(args: argparse.Namespace, snapshot_dir: Path) -> dict:
     figures["snapshot_build_seconds"] = time.perf_counter() - started
     figures["snapshot_bytes"] = sum(f.stat().st_size for f in snapshot_dir.rglob("*.npy"))
     figures["cold_with_snapshot"] = run_child("query", env)
+    figures["cold_with_snapshot_warm_up"] = run_child("query", {**env, "BENCH_WARM_AT_START": "1"})
+    figures.update(warm_and_baselines(workspace, args.repeat))
     figures["ingest_seconds"] = ingest_new(workspace, args.new_events, args.seed)
     started = time.perf_counter()
     refreshed = workspace_columns(workspace.id)
@@ -233,13 +270,26 @@ def report(args: argparse.Namespace, loaded: dict | None, f: dict) -> None:
                 f"peak RSS {c['peak_rss_mb']:.0f} MB)")
 
     print(f"\nread-model benchmark: {args.events:,} events, {args.contacts:,} contacts, PostgreSQL, "
-          f"{os.cpu_count()} CPUs")
+          f"{os.cpu_count()} CPUs, load average at the end {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     if loaded:
         print("load: " + ", ".join(f"{k} {v:.1f}s" for k, v in loaded.items()))
     print(line("fresh process, no snapshot (PostgreSQL read)", f["cold_without_snapshot"]))
     print(f"{'first build of the snapshot (read + write)':<44} {f['snapshot_build_seconds']:>7.2f}s  "
           f"({f['snapshot_bytes'] / 2**20:.0f} MB on disk)")
     print(line("fresh process, snapshot on disk", f["cold_with_snapshot"]))
+    print(line("  the same, kernels warmed at start (web)", f["cold_with_snapshot_warm_up"]))
+    print(f"{'':<44}          (Django setup before it: {f['cold_with_snapshot']['setup_seconds']:.2f}s / "
+          f"{f['cold_with_snapshot_warm_up']['setup_seconds']:.2f}s)")
+    warm, bare, duck = f["warm"], f["bare"], f["duckdb"]
+    ratio = warm["seconds"] / bare["seconds"] if bare["seconds"] else float("inf")
+    print(f"{'warm 5-step funnel, median (funnel_query)':<44} {warm['seconds']:>7.3f}s  (engine "
+          f"{warm['engine_seconds']:.3f}s, fastest {warm['min_seconds']:.3f}s, CPU {warm['cpu_seconds']:.3f}s; "
+          f"target <= {base.TARGETS['warm']:g}s: {'ok' if warm['seconds'] <= base.TARGETS['warm'] else 'MISSED'})")
+    print(f"{'  bare state machine, same rows':<44} {bare['seconds']:>7.3f}s  (fastest {bare['min_seconds']:.3f}s, "
+          f"CPU {bare['cpu_seconds']:.3f}s); warm / bare {ratio:.2f}x (target <= {base.TARGETS['ratio']:g}x)")
+    print(f"{'  DuckDB ASOF joins, same rows':<44} {duck['seconds']:>7.3f}s  same counts (query, bare, DuckDB): "
+          f"{'yes' if warm['counts'] == bare['counts'] == duck['counts'] else 'NO'} {warm['counts']}; "
+          f"load average then {' '.join(f'{x:.1f}' for x in f['load_average'])}")
     print(f"{'refresh after new events (tail + new version)':<44} {f['refresh_seconds']:>7.2f}s  "
           f"({f['refresh_events']:,} events, ingested in {f['ingest_seconds']:.1f}s through events_ingest)")
     print(line("fresh process after the refresh", f["after_refresh"]))
