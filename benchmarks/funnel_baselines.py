@@ -77,6 +77,7 @@ def duckdb_median(contact: np.ndarray, ts: np.ndarray, names: np.ndarray, steps:
 
     connection = duckdb.connect()
     connection.execute(f"SET threads TO {os.cpu_count() or 1}")
+    connection.execute("SET enable_progress_bar = false")
     connection.register("frame", pd.DataFrame({"contact": contact, "ts": ts, "name": names}))
     connection.execute("CREATE TABLE events AS SELECT contact, ts, CAST(name AS VARCHAR) AS name FROM frame")
     times = []
