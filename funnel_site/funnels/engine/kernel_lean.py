@@ -107,6 +107,17 @@ def lean_kernel(
                 if m == 0:
                     i = g
                     continue
+                if m & (m - 1) == 0:  # one step (the usual case): its index directly
+                    k = 0
+                    while (m >> k) > 1:
+                        k += 1
+                    if _extend(i, k, t, window, optional_mask, start, head, rec_event, rec_step, rec_parent, n_rec):
+                        if k + 1 > best:
+                            best = k + 1
+                            best_rec = n_rec
+                        n_rec += 1
+                    i = g
+                    continue
                 k = n_steps - 1
                 while m != 0 and k >= 0:
                     if (m >> k) & 1:
