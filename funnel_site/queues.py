@@ -20,6 +20,8 @@ CELERY_TASK_ROUTES = {
     "funnel_site.events.tasks.*": {"queue": CeleryQueue.INGEST.value, "routing_key": "ingest"},
     "funnel_site.funnels.tasks.*": {"queue": CeleryQueue.INGEST.value, "routing_key": "ingest"},
     "predictions.tasks.train_*": {"queue": CeleryQueue.TRAINING.value, "routing_key": "training"},
+    # the CRF stage tagger fits a model: with the trainings, not in front of the scoring runs
+    "predictions.tasks.stage_suggestions_refresh*": {"queue": CeleryQueue.TRAINING.value, "routing_key": "training"},
     "predictions.tasks.score_*": {"queue": CeleryQueue.SCORING.value, "routing_key": "scoring"},
     "predictions.tasks.*": {"queue": CeleryQueue.SCORING.value, "routing_key": "scoring"},
     "integrations.tasks.*": {"queue": CeleryQueue.SYNC.value, "routing_key": "sync"},

@@ -31,6 +31,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "predictions.tasks.score_active_models",
         "schedule": crontab(hour=3, minute=0),
     },
+    # the CRF's stage suggestions for event names new since the last training (one task per workspace)
+    "predictions-refresh-stage-suggestions": {
+        "task": "predictions.tasks.stage_suggestions_refresh_all",
+        "schedule": crontab(hour=4, minute=0),
+    },
     # a scoring run whose chord was lost would otherwise stay `running` and block the next one
     "predictions-reap-stale-scoring-runs": {
         "task": "predictions.tasks.reap_stale_scoring_runs",

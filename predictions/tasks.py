@@ -1,6 +1,7 @@
 """Celery tasks of predictions: thin, they take ids and call the services (routing: funnel_site/queues.py).
 
-`train_*` tasks run on the `training` queue, the others on `scoring`. Nothing here imports
+`train_*` tasks and the CRF stage tagger (`stage_suggestions_refresh*`: model fitting, CPU-bound,
+kept off the latency-sensitive `scoring` queue) run on the `training` queue, the others on `scoring`. Nothing here imports
 TensorFlow at module level: the worker's parent process must not load it before forking children.
 """
 
@@ -24,9 +25,42 @@ def train_model_version(self, version_id: int) -> str:
     from predictions.training import RunnerAlive, model_version_run
 
     try:
-        return model_version_run(version_id=version_id)
+        outcome = model_version_run(version_id=version_id)
     except RunnerAlive as exc:  # a duplicate while the first delivery still runs: look again later
         raise self.retry(countdown=exc.retry_in) from None
+    if outcome == "succeeded":
+        # a training is when a workspace's events were last read in full: suggest stages for the
+        # event names its stage map does not know (a person accepts them; nothing changes by itself)
+        from predictions.models import ModelVersion
+
+        workspace_id = ModelVersion.objects.values_list("workspace_id", flat=True).get(pk=version_id)
+        stage_suggestions_refresh.delay(workspace_id)
+    return outcome
+
+
+@shared_task(name="predictions.tasks.stage_suggestions_refresh", acks_late=True)
+def stage_suggestions_refresh(workspace_id: int) -> int:
+    """Re-run the CRF stage tagger of one workspace; returns the number of suggestions stored."""
+    from funnel_site.events.models import Workspace
+    from predictions.services import stage_suggestions_refresh as refresh
+
+    workspace = Workspace.objects.filter(pk=workspace_id).first()
+    return 0 if workspace is None else refresh(workspace=workspace)  # deleted meanwhile: nothing to do
+
+
+@shared_task(name="predictions.tasks.stage_suggestions_refresh_all")
+def stage_suggestions_refresh_all() -> list[int]:
+    """Nightly (beat): one refresh task per workspace with events; returns their workspace ids."""
+    from django.db.models import Exists, OuterRef
+
+    from funnel_site.events.models import Event, Workspace
+
+    # EXISTS per workspace (an index probe each), not a DISTINCT over every event
+    ids = list(Workspace.objects.filter(Exists(Event.objects.filter(workspace_id=OuterRef("pk"))))
+               .order_by("pk").values_list("pk", flat=True))
+    for workspace_id in ids:
+        stage_suggestions_refresh.delay(workspace_id)
+    return ids
 
 
 @shared_task(name="predictions.tasks.reap_stale_trainings")

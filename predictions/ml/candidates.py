@@ -89,6 +89,9 @@ class Candidate:
 
     name = ""
     uses_hmm = False
+    # True: ``fit`` needs a monitor set (early stopping, size choice); the tournament gives it one
+    # held out of the training rows, never the rows it is scored on
+    stops_early = False
 
     def __init__(self, config: TrainConfig) -> None:
         self.config = config

@@ -2,7 +2,9 @@
 
 Sizes are chosen by validation within the time budget: each size in ``config.network_sizes()`` is
 trained (smallest first) while the deadline allows, with early stopping on the monitor set's AUC,
-and the size with the best monitor AUC is kept. Explanations: SHAP GradientExplainer on the float
+and the size with the best monitor AUC is kept. The monitor set is the tournament's inner split
+(``tournament.inner_split``: held-out training samples, a horizon before the scored cut-off), so
+neither the stopping epoch nor the size is chosen on the rows the network is scored on. Explanations: SHAP GradientExplainer on the float
 ``core`` (DeepExplainer fails on TF2 LSTMs), step attributions summed per event name. Expected
 gradients are a sampled estimate, so their sum misses output - E[output] by a little; the
 contributions are rescaled to add up exactly (efficiency) and the size of that correction is
@@ -93,6 +95,8 @@ class _TrainingControl(keras.callbacks.Callback):
 class Network(Candidate):
     """One recurrent architecture (``arch`` in lstm | gru | rnn)."""
 
+    stops_early = True
+
     def __init__(self, config, arch: str, preprocessor=None, cache: dict | None = None) -> None:
         super().__init__(config)
         self.name = self.arch = arch
@@ -125,7 +129,8 @@ class Network(Candidate):
             control = _TrainingControl(self.arch, self.config.patience, deadline, should_cancel, progress)
             model.fit(train.batch.inputs(), labels.astype(np.float32),
                       validation_data=(monitor.batch.inputs(), monitor_labels.astype(np.float32)),
-                      epochs=self.config.epochs_for(len(labels)), batch_size=self.config.batch_size,
+                      # epochs as for the whole training split: holding out the monitor adds none
+                      epochs=self.config.epochs_for(len(labels) + len(monitor_labels)), batch_size=self.config.batch_size,
                       class_weight=class_weights(labels), shuffle=True, verbose=0, callbacks=[control])
             tried.append({"units": units, "monitor_auc": round(control.best_auc, 4), "epochs": control.epochs,
                           "stopped_reason": control.stopped_reason, "seconds": round(time.monotonic() - started, 1)})
@@ -137,8 +142,10 @@ class Network(Candidate):
             self._predict = cached[2]
         else:
             self._compile_predict()
+        # what early stopping watched: the newest cut-off among its samples says it came before the scored one
         self.info = {"units": units, "epochs": control.epochs, "stopped_reason": control.stopped_reason,
-                     "sizes_tried": tried}
+                     "sizes_tried": tried, "monitor": {"samples": int(len(monitor)),
+                                                       "newest_cutoff": int(monitor.cutoffs.max())}}
         return self
 
     def _model(self, units: int):

@@ -210,10 +210,9 @@ def _train_model(frame, config, *, artifact_dir, progress, should_cancel) -> Tra
         if progress is not None:
             progress(epoch, report)
 
-    monitor = select_rows[np.sort(rng.permutation(len(select_rows))[: config.validation_monitor_max])]
     make = make_factory(config, preprocessor)
     seconds_per: dict[str, float] = {}
-    entries = run(wanted, make, inputs, labels, folds, config, monitor=monitor, report=report_rows, deadline=deadline,
+    entries = run(wanted, make, inputs, labels, folds, config, report=report_rows, deadline=deadline,
                   should_cancel=should_cancel, progress=network_progress,
                   log=lambda e: seconds_per.__setitem__(e.name, round(e.fit_seconds, 2)))
     if hmm_reason:

@@ -34,9 +34,10 @@ def test_model_page_shows_the_scoreboard(client, admin_login, synthetic_workspac
     assert "validation contacts that chose nothing" in html and 'id="importance"' in html
 
 
-def test_train_with_an_unknown_target_is_one_sentence_and_exit_1():
+@pytest.mark.parametrize("command", [["train"], ["score"], ["explain", "--contact", "u1"]])
+def test_an_unknown_target_is_one_sentence_and_exit_1(command):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "manage.py", "train", "--workspace", "acme", "--target", "revenue"],
+    done = subprocess.run([sys.executable, "manage.py", *command, "--workspace", "acme", "--target", "revenue"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stderr
     lines = [line for line in done.stderr.splitlines() if line.strip()]
@@ -97,3 +98,35 @@ def test_stage_suggestions_wait_for_a_person(workspace_with_key):
     assert stage_suggestions_refresh(workspace=workspace) == 0
     stage_suggestion_dismiss(suggestion=suggestion)
     assert stage_suggestions(workspace.pk, status="dismissed").count() == 1
+
+
+def test_suggest_stages_command_lists_the_suggestions(workspace_with_key):
+    import io
+    import json
+
+    from django.core.management import call_command
+
+    from funnel_site.events.models import StageMapping
+
+    workspace, _ = workspace_with_key
+    _journeys(workspace)
+    out = io.StringIO()
+    call_command("suggest_stages", "--workspace", workspace.slug, "--json", stdout=out)
+    payload = json.loads(out.getvalue())
+    assert payload["workspace"] == workspace.slug and payload["stored"] == 1
+    (item,) = payload["suggestions"]
+    assert (item["event_name"], item["stage"], item["occurrences"]) == ("basket_add", "consideration", 60)
+    assert 0.5 < item["confidence"] <= 1 and set(item["alternatives"]) <= {
+        "awareness", "interest", "consideration", "purchase", "loyalty"}
+    out = io.StringIO()
+    call_command("suggest_stages", "--workspace", workspace.slug, stdout=out)
+    assert "basket_add -> consideration" in out.getvalue()
+    assert not StageMapping.objects.exists()  # nothing changes by itself
+
+
+def test_suggest_stages_refuses_an_unknown_workspace(db):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="workspace 'nosuch' does not exist"):
+        call_command("suggest_stages", "--workspace", "nosuch")

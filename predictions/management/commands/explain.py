@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.management.base import CommandError
 
 from funnel_site.cli import ContractCommand
+from predictions.management.commands.train import check_target
 from predictions.models import Target
 
 
@@ -15,13 +16,15 @@ class Command(ContractCommand):
     def add_arguments(self, parser) -> None:
         super().add_arguments(parser)
         parser.add_argument("--contact", required=True, help="the contact's id (as sent in events)")
-        parser.add_argument("--target", default=None, choices=Target.values, help="only this target")
+        # validated in handle (check_target): one sentence and exit 1, not argparse's usage and exit 2
+        parser.add_argument("--target", default=None, help=f"only this target ({' or '.join(Target.values)})")
 
     def handle(self, *args, **options) -> None:
         from funnel_site.events.models import Contact
         from predictions.realtime import contacts_rescore, score_explain
         from predictions.selectors import contact_current_scores, prediction_json
 
+        check_target(options["target"])
         workspace = self.get_workspace(options["workspace"])
         contact = Contact.objects.filter(workspace=workspace, external_id=options["contact"]).first()
         if contact is None:

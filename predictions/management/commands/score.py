@@ -10,6 +10,7 @@ from pathlib import Path
 from django.core.management.base import CommandError
 
 from funnel_site.cli import ContractCommand
+from predictions.management.commands.train import check_target
 from predictions.models import Target
 
 CSV_HEADER = ["contact_id", "probability", "above_threshold", "model_id", "as_of", "percentile"]
@@ -90,7 +91,8 @@ class Command(ContractCommand):
 
     def add_arguments(self, parser) -> None:
         super().add_arguments(parser)
-        parser.add_argument("--target", default=Target.PURCHASE, choices=Target.values)
+        # validated in handle (check_target): one sentence and exit 1, not argparse's usage and exit 2
+        parser.add_argument("--target", default=Target.PURCHASE, help=" or ".join(Target.values))
         parser.add_argument("--model", default=None, help="score with this model id instead of the active one")
         parser.add_argument("--output", default=None, help="write contact_id,probability,... to this CSV file")
 
@@ -98,6 +100,7 @@ class Command(ContractCommand):
         from predictions.models import ContactScore
         from predictions.scoring import scoring_run_execute
 
+        check_target(options["target"])
         workspace = self.get_workspace(options["workspace"])
         version = model_for(workspace, target=options["target"], model_id=options["model"])
         output = Path(options["output"]) if options["output"] else None

@@ -25,6 +25,14 @@ def parse_cutoff(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def check_target(value: str | None) -> str | None:
+    """The --target value, or a CommandError: one sentence and exit 1 (argparse's `choices` would print
+    its usage block and exit 2, unlike every other validation error of the commands)."""
+    if value is not None and value not in Target.values:
+        raise CommandError(f"--target {value!r} is not a target: use {' or '.join(Target.values)}")
+    return value
+
+
 def version_payload(version: ModelVersion) -> dict:
     """The JSON of a version for commands (the contract's keys first)."""
     return {
@@ -74,8 +82,7 @@ class Command(ContractCommand):
     def handle(self, *args, **options) -> None:
         from predictions.services import PredictionError, model_version_queue
 
-        if options["target"] not in Target.values:
-            raise CommandError(f"--target {options['target']!r} is not a target: use {' or '.join(Target.values)}")
+        check_target(options["target"])
         workspace = self.get_workspace(options["workspace"])
         horizon = parse_duration(options["horizon"], field="horizon")
         lookback = parse_duration(options["lookback"], field="lookback")
