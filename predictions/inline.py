@@ -32,6 +32,7 @@ class ServedModel:
     artifact_path: str
     run_id: int | None
     quantiles: np.ndarray  # the newest run's raw scores at evenly spaced ranks (empty: no run yet)
+    stamp: tuple = ()  # what the query returned: (version, artifact path, run, run finished at)
 
     def percentiles(self, raw: np.ndarray) -> np.ndarray:
         """Percentile of raw scores within the newest run (nan before any run)."""
@@ -52,19 +53,21 @@ _LOCK = threading.Lock()
 
 def served_model(*, workspace_id: int, target: str) -> ServedModel | None:
     """The active model of a target with its newest run's quantiles; None without an active model."""
-    newest_run = (ScoringRun.objects.filter(workspace_id=OuterRef("workspace_id"), target=OuterRef("target"),
-                                            status=ScoringRun.Status.SUCCEEDED)
-                  .order_by("-finished_at", "-id").values("pk")[:1])
+    # the newest succeeded run of this model: another model's quantiles rank other raw scores
+    newest_run = (ScoringRun.objects.filter(model_version_id=OuterRef("pk"), status=ScoringRun.Status.SUCCEEDED)
+                  .order_by("-finished_at", "-id"))
     row = (ModelVersion.objects.filter(workspace_id=workspace_id, target=target, is_active=True)
-           .annotate(run_id=Subquery(newest_run)).values_list("pk", "artifact_path", "run_id").first())
+           .annotate(run_id=Subquery(newest_run.values("pk")[:1]),
+                     run_finished=Subquery(newest_run.values("finished_at")[:1]))
+           .values_list("pk", "artifact_path", "run_id", "run_finished").first())
     if row is None:
         return None
-    version_id, artifact_path, run_id = row
+    version_id, artifact_path, run_id, run_finished = row
     key = (workspace_id, target)
     hit = _SERVED.get(key)
-    if hit is not None and (hit.version_id, hit.artifact_path, hit.run_id) == row:
+    if hit is not None and hit.stamp == row:
         return hit
-    served = ServedModel(version_id, target, artifact_path or "", run_id, run_quantiles(run_id))
+    served = ServedModel(version_id, target, artifact_path or "", run_id, run_quantiles(run_id, run_finished), row)
     with _LOCK:
         if key not in _SERVED and len(_SERVED) >= _MAX_CACHED:
             _SERVED.pop(next(iter(_SERVED)))
@@ -72,19 +75,21 @@ def served_model(*, workspace_id: int, target: str) -> ServedModel | None:
     return served
 
 
-_QUANTILES: dict[int, np.ndarray] = {}
+_QUANTILES: dict[tuple, np.ndarray] = {}
 
 
-def run_quantiles(run_id: int | None) -> np.ndarray:
-    """A succeeded run's stored raw-score quantiles (written once when it finishes: kept per process)."""
+def run_quantiles(run_id: int | None, finished_at=None) -> np.ndarray:
+    """A succeeded run's stored raw-score quantiles, kept per process: written once when the run
+    finishes (keyed with that time too, so an id reused after a rollback or a restore is not mistaken)."""
     if run_id is None:
         return np.zeros(0)
-    hit = _QUANTILES.get(run_id)
+    key = (run_id, finished_at)
+    hit = _QUANTILES.get(key)
     if hit is None:
         stored = ScoringRun.objects.filter(pk=run_id).values_list("raw_quantiles", flat=True).first()
         hit = np.asarray(stored or [], dtype=np.float64)
         with _LOCK:
             if len(_QUANTILES) >= _MAX_CACHED:
                 _QUANTILES.pop(next(iter(_QUANTILES)))
-            _QUANTILES[run_id] = hit
+            _QUANTILES[key] = hit
     return hit

@@ -102,7 +102,7 @@ def contacts_rescore(*, workspace_id: int, contact_ids, explain: bool | None = N
             continue
         last_run = (ScoringRun.objects.filter(workspace_id=workspace_id, target=version.target,
                                               status=ScoringRun.Status.SUCCEEDED)
-                    .only("as_of", "model_version_id").order_by("-finished_at", "-id").first())
+                    .only("as_of", "model_version_id", "finished_at").order_by("-finished_at", "-id").first())
         cutoff = int(frame.ts.max()) + 1
         if last_run is not None and last_run.model_version_id == version.pk and last_run.as_of is not None:
             cutoff = max(cutoff, int(last_run.as_of.timestamp()))
@@ -112,7 +112,8 @@ def contacts_rescore(*, workspace_id: int, contact_ids, explain: bool | None = N
         probabilities, raw, _ = light.score_frame(frame, eligible, cutoff)
         explained = _explain(version, frame, eligible, cutoff) if explain else {}
         queue = explain is None and len(eligible) <= settings.PREDICTION_REALTIME_EXPLAIN_MAX
-        percentiles = percentiles_from(run_quantiles(None if last_run is None else last_run.pk), raw)
+        percentiles = percentiles_from(
+            run_quantiles(None, None) if last_run is None else run_quantiles(last_run.pk, last_run.finished_at), raw)
         written += _replace_current(version, eligible, probabilities, raw, percentiles, cutoff, explained,
                                     queue_explain=queue)
     return written
