@@ -16,10 +16,9 @@ Steps, in one run:
 4. forward pass (the limit), in this process on the same inputs: per shard, features built untimed,
    then only the network's predict (Keras, tf.function, batches of 4,096) timed; and the numpy
    network of `predictions/serving.py` on the same batch for comparison.
-5. one contact rescored in-process (`contacts_rescore`, numpy network, no explanation): p50/p95.
-6. one explanation (`score_explain`: SHAP GradientExplainer, 100 samples, stored): p50/p95.
-7. POST /api/v1/predict with one contact's ~50 events, 20 concurrent clients against gunicorn.
-8. event to fresh score through a real Celery worker (`--skip-worker` to leave out).
+5-8. the latency figures of `benchmarks.scoring_latency` (one contact rescored, one explanation,
+   POST /api/v1/predict at `--clients` clients, event to fresh score through a real worker), each
+   as p50/p95/p99 beside its same-run baseline.
 Memberships are not refreshed here: the segments code is not merged in this branch.
 """
 
@@ -32,11 +31,10 @@ import resource
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
-from benchmarks.ingest import ROOT, child_env, scratch_database, setup_django, start_server
+from benchmarks.ingest import ROOT, child_env, scratch_database, setup_django
 
 DAY = 86400
 SLUG = "bench-scoring"
@@ -48,16 +46,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=50, help="mean events per contact")
     parser.add_argument("--shard", type=int, default=50_000, help="contacts per shard")
     parser.add_argument("--clients", type=int, default=20, help="concurrent clients of POST /predict")
-    parser.add_argument("--http-workers", type=int, default=4, help="gunicorn workers for POST /predict")
+    parser.add_argument("--http-workers", type=int, default=0, help="gunicorn workers (0: gunicorn.conf.py's)")
     parser.add_argument("--skip-worker", action="store_true", help="leave out event-to-fresh-score")
     parser.add_argument("--skip-http", action="store_true", help="leave out POST /predict")
     parser.add_argument("--json", action="store_true")
     return parser.parse_args(argv)
-
-
-def p(values, q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
 def make_data(contacts: int, events: int) -> dict:
@@ -75,9 +68,9 @@ def make_data(contacts: int, events: int) -> dict:
             "SELECT %s, 'c' || g, '', '{}' FROM generate_series(1, %s) g", [workspace.pk, contacts])
         # per contact: n events (events/2 .. 3*events/2), a propensity q in [0, 1) and a recency
         cursor.execute(f"""
-            INSERT INTO events_event (workspace_id, contact_id, name, stage, "timestamp", received_at,
+            INSERT INTO events_event (workspace_id, contact_id, name, "timestamp", received_at,
                                       channel, value, properties, message_id)
-            SELECT %(ws)s, c.id, x.name, '', to_timestamp(%(end)s - x.ago), now(), x.channel,
+            SELECT %(ws)s, c.id, x.name, to_timestamp(%(end)s - x.ago), now(), x.channel,
                    CASE WHEN x.name = 'Order Completed' THEN round((20 + random() * 80)::numeric, 2) END,
                    '{{}}', 'b' || c.id || '-' || g
             FROM events_contact c
@@ -122,12 +115,13 @@ def train(workspace) -> object:
     ids = list(Contact.objects.filter(workspace=workspace).order_by("pk").values_list("pk", flat=True)[:5000])
     frame = contacts_frame(workspace_id=workspace.pk, contact_range=(ids[0], ids[-1]))
     config = TrainConfig(target="purchase", horizon_seconds=7 * DAY, lookback_seconds=28 * DAY, epochs=2,
+                         arch="lstm", unit_choices=(32,),  # the default size; not a whole tournament
                          n_cutoffs=2, min_positives=50, min_negatives=50, min_report_class_count=10)
     directory = Path(settings.MODEL_ARTIFACT_DIR) / "bench-scoring"
     shutil.rmtree(directory, ignore_errors=True)
     result = train_model(frame, config, artifact_dir=directory)
     return ModelVersion.objects.create(
-        workspace=workspace, target="purchase", arch="lstm", trained_arch="lstm", status="succeeded",
+        workspace=workspace, target="purchase", arch="lstm", trained_arch=result.arch, status="succeeded",
         config={"train": result.config, "cutoff_unix": None, "auto_activate": False}, metrics=result.metrics,
         threshold=result.threshold, calibration=result.calibration, is_active=True, artifact_path=str(directory),
     )
@@ -185,136 +179,10 @@ def forward_pass(version, shard: int) -> dict:
     return {"contacts": n, "keras_per_s": n / keras_s, "numpy_per_s": n / numpy_s}
 
 
-def rescore_in_process(workspace, samples: int = 200) -> dict:
-    from predictions.models import ContactScore
-    from predictions.realtime import contacts_rescore
-
-    ids = list(ContactScore.objects.filter(workspace=workspace, is_current=True).order_by("?")
-               .values_list("contact_id", flat=True)[: samples + 5])
-    contacts_rescore(workspace_id=workspace.pk, contact_ids=ids[:5], explain=False)  # warm-up
-    times = []
-    for contact_id in ids[5:]:
-        t0 = time.perf_counter()
-        assert contacts_rescore(workspace_id=workspace.pk, contact_ids=[contact_id], explain=False) == 1
-        times.append((time.perf_counter() - t0) * 1000)
-    return {"n": len(times), "p50_ms": p(times, 0.5), "p95_ms": p(times, 0.95)}
-
-
-def explanations(workspace, samples: int = 30) -> dict:
-    from predictions.models import ContactScore
-    from predictions.realtime import score_explain
-
-    ids = list(ContactScore.objects.filter(workspace=workspace, is_current=True, explained_at__isnull=True)
-               .order_by("?").values_list("pk", flat=True)[: samples + 2])
-    for score_id in ids[:2]:
-        score_explain(score_id=score_id)  # warm-up: TensorFlow graphs, SHAP
-    times = []
-    for score_id in ids[2:]:
-        t0 = time.perf_counter()
-        assert score_explain(score_id=score_id).explained_at is not None
-        times.append((time.perf_counter() - t0) * 1000)
-    return {"n": len(times), "p50_ms": p(times, 0.5), "p95_ms": p(times, 0.95)}
-
-
-def predict_http(workspace, key: str, clients: int, workers: int, per_client: int = 40) -> dict:
-    """POST /api/v1/predict from `clients` threads (keep-alive) against gunicorn: latency percentiles."""
-    import http.client
-
-    from funnel_site.events.models import Event
-    from predictions.models import ContactScore
-
-    contact_id = ContactScore.objects.filter(workspace=workspace, is_current=True).values_list(
-        "contact_id", flat=True).first()
-    events = [{"event": n, "timestamp": t.isoformat(), "channel": c}
-              for n, t, c in Event.objects.filter(contact_id=contact_id).order_by("timestamp")
-              .values_list("name", "timestamp", "channel")]
-    body = json.dumps({"target": "purchase", "events": events}).encode()
-    proc, port = start_server(workers, Path(ROOT) / "var" / "bench-scoring-gunicorn.log")
-    latencies: list[float] = []
-    errors: list[str] = []
-    lock = threading.Lock()
-
-    def client(n: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-        mine = []
-        for _ in range(n):
-            t0 = time.perf_counter()
-            conn.request("POST", "/api/v1/predict", body, headers)
-            resp = conn.getresponse()
-            data = resp.read()
-            mine.append((time.perf_counter() - t0) * 1000)
-            if resp.status != 200:
-                with lock:
-                    errors.append(f"{resp.status} {data[:200]!r}")
-        with lock:
-            latencies.extend(mine)
-
-    try:
-        warm = [threading.Thread(target=client, args=(5,)) for _ in range(workers * 2)]  # every worker loads
-        for t in warm:
-            t.start()
-        for t in warm:
-            t.join()
-        latencies.clear()
-        threads = [threading.Thread(target=client, args=(per_client,)) for _ in range(clients)]
-        t0 = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        elapsed = time.perf_counter() - t0
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-    if errors:
-        raise RuntimeError(f"POST /predict failed: {errors[:3]}")
-    return {"requests": len(latencies), "events": len(events), "p50_ms": p(latencies, 0.5),
-            "p95_ms": p(latencies, 0.95), "per_s": len(latencies) / elapsed}
-
-
-def event_to_score(workspace, samples: int = 20) -> dict:
-    """Through a real worker: ingest one event for a contact, wait until its current score is as of it."""
-    from funnel_site.events.services import events_ingest
-    from predictions.models import ContactScore
-
-    log = open(Path(ROOT) / "var" / "bench-scoring-worker.log", "w")  # noqa: SIM115 - closed below
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "funnel_site", "worker", "-Q", "scoring", "--pool", "prefork",
-         "--concurrency", "2", "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
-         "-n", f"bench-scoring-{os.getpid()}@%h"],
-        cwd=ROOT, env={**child_env(), "TF_CPP_MIN_LOG_LEVEL": "3", "PREDICTION_REALTIME_EXPLAIN_MAX": "0"},
-        stdout=log, stderr=subprocess.STDOUT)
-    ids = list(ContactScore.objects.filter(workspace=workspace, is_current=True).order_by("?")
-               .values_list("contact__external_id", "as_of")[: samples + 3])
-    latencies = []
-    try:
-        for n, (external_id, as_of) in enumerate(ids):
-            ts = int(as_of.timestamp()) + 60 + n
-            t0 = time.perf_counter()
-            events_ingest(workspace=workspace, items=[(0, {"contact_id": external_id, "event": "Product Added",
-                                                            "timestamp": ts, "message_id": f"rt-{n}"})])
-            deadline = time.monotonic() + 120
-            while not ContactScore.objects.filter(contact__workspace=workspace, contact__external_id=external_id,
-                                                  is_current=True, as_of__gte=as_of.__class__.fromtimestamp(
-                                                      ts + 1, tz=as_of.tzinfo)).exists():
-                if time.monotonic() > deadline:
-                    raise RuntimeError("no fresh score within 120 s: see var/bench-scoring-worker.log")
-                time.sleep(0.02)
-            if n >= 3:  # the first ones meet cold worker children
-                latencies.append(time.perf_counter() - t0)
-    finally:
-        worker.terminate()
-        worker.wait(timeout=60)
-        log.close()
-    return {"n": len(latencies), "p50_s": p(latencies, 0.5), "p95_s": p(latencies, 0.95)}
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     scratch_database()
     setup_django()
-    from django.conf import settings
 
     figures: dict = {"contacts": args.contacts}
     data = make_data(args.contacts, args.events)
@@ -340,38 +208,19 @@ def main(argv=None) -> int:
     print(f"forward pass only, same inputs: Keras {forward['keras_per_s']:,.0f} contacts/s, numpy "
           f"{forward['numpy_per_s']:,.0f} contacts/s; end to end = {100 * rate / forward['keras_per_s']:.0f} % "
           f"of the Keras forward pass")
-    rescore = rescore_in_process(data["workspace"])
-    figures["rescore"] = rescore
-    print(f"one contact rescored in-process: p50 {rescore['p50_ms']:.1f} ms, p95 {rescore['p95_ms']:.1f} ms")
-    explain = explanations(data["workspace"])
-    figures["explain"] = explain
-    print(f"one explanation (SHAP, stored): p50 {explain['p50_ms']:.0f} ms, p95 {explain['p95_ms']:.0f} ms")
-    if not args.skip_http:
-        http = predict_http(data["workspace"], data["key"], args.clients, args.http_workers)
-        figures["predict_http"] = http
-        print(f"POST /api/v1/predict ({http['events']} events, {args.clients} clients, {args.http_workers} "
-              f"gunicorn workers): p50 {http['p50_ms']:.1f} ms, p95 {http['p95_ms']:.1f} ms, {http['per_s']:.0f}/s")
-    if not args.skip_worker:
-        fresh = event_to_score(data["workspace"])
-        figures["event_to_score"] = fresh
-        print(f"event to fresh score through a worker (debounce {settings.PREDICTION_RESCORE_DELAY_SECONDS:g} s): "
-              f"p50 {fresh['p50_s']:.2f} s, p95 {fresh['p95_s']:.2f} s")
+    from benchmarks.scoring_latency import measure, report
+
+    latency, latency_targets = measure(data["workspace"], data["key"], clients=args.clients,
+                                       http_workers=args.http_workers, skip_http=args.skip_http,
+                                       skip_worker=args.skip_worker)
+    figures.update(latency)
     figures["bench_process_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     targets = [
         ("end to end >= 10,000 contacts/s", rate >= 10_000),
         ("end to end >= 40 % of the forward pass", rate >= 0.4 * forward["keras_per_s"]),
-        ("one contact rescored p95 <= 30 ms", rescore["p95_ms"] <= 30),
-        ("one explanation <= 100 ms (p95)", explain["p95_ms"] <= 100),
+        *latency_targets,
     ]
-    if "predict_http" in figures:
-        targets.append(("POST /predict p95 <= 50 ms at 20 clients", figures["predict_http"]["p95_ms"] <= 50))
-    if "event_to_score" in figures:
-        targets.append(("event to fresh score p95 <= 5 s", figures["event_to_score"]["p95_s"] <= 5))
-    for name, met in targets:
-        print(f"  {'met   ' if met else 'MISSED'} {name}")
-    if args.json:
-        print(json.dumps(figures, default=str))
-    return 0 if all(met for _, met in targets) else 1
+    return report(figures, targets, as_json=args.json)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ clicks, visits with the campaign and channel attached).
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 
 import numpy as np
@@ -83,7 +84,9 @@ def contacts_frame(
     # a few contacts (real time): one plain query beats the three round trips of the COPY path
     few = contact_ids is not None and len(contact_ids) <= 50
     fetch = _contacts_fetch_postgres if connection.vendor == "postgresql" and not few else _contacts_fetch_generic
-    with _one_snapshot():  # the dictionaries and the arrays of one snapshot (no name missing from either)
+    # the dictionaries and the arrays of one snapshot (no name missing from either); the few-contact
+    # read is one query, a snapshot by itself (the transaction would add four round trips)
+    with contextlib.nullcontext() if few else _one_snapshot():
         fetched = fetch(workspace_id, contact_range, None if contact_ids is None else [int(c) for c in contact_ids],
                         before)
     cols = _empty(workspace_id) if fetched is None else _columns_of(workspace_id, fetched)

@@ -8,8 +8,8 @@ them with the numpy forward pass (`predictions.serving`, the same outputs as Ker
 current rows, sends `scores_updated` on commit, and queues their explanations (a separate task, so a
 fresh score never waits for SHAP) when they are few.
 
-Works on every broker (the rows are in the database), and nothing here imports TensorFlow except
-the explanation step, which runs in a worker or a command.
+Works on every broker (the rows are in the database), and nothing here imports TensorFlow: scores
+and explanations both come from the numpy network (predictions/serving.py, predictions/gradients.py).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from predictions.frames import contacts_frame, unix_to_datetime
+from predictions.inline import percentiles_from, run_quantiles
 from predictions.ml.errors import ArtifactError
 from predictions.models import ContactScore, ModelVersion, RescoreDrain, RescoreRequest, ScoringRun
-from predictions.services import PredictionError
 from predictions.signals import scores_updated
 
 log = structlog.get_logger(__name__)
@@ -78,9 +78,9 @@ def contacts_rescore(*, workspace_id: int, contact_ids, explain: bool | None = N
     """Score contacts now with every active model of the workspace and make those their current scores.
 
     The cut-off is the newest of the model's last run and the contacts' newest event + 1 s.
-    `explain`: True explains here (TensorFlow: a command); None (a worker's drain) queues one
+    `explain`: True explains here; None (a worker's drain) queues one
     explanation task per new row when they are at most PREDICTION_REALTIME_EXPLAIN_MAX, so the fresh
-    score never waits for SHAP (else they are explained lazily, on first read); False: neither.
+    score never waits for its explanation (else they are explained lazily, on first read); False: neither.
     Returns the number of rows written.
     """
     from predictions.ml.labels import eligible_contacts
@@ -102,7 +102,7 @@ def contacts_rescore(*, workspace_id: int, contact_ids, explain: bool | None = N
             continue
         last_run = (ScoringRun.objects.filter(workspace_id=workspace_id, target=version.target,
                                               status=ScoringRun.Status.SUCCEEDED)
-                    .only("as_of", "raw_quantiles", "model_version_id").order_by("-finished_at", "-id").first())
+                    .only("as_of", "model_version_id", "finished_at").order_by("-finished_at", "-id").first())
         cutoff = int(frame.ts.max()) + 1
         if last_run is not None and last_run.model_version_id == version.pk and last_run.as_of is not None:
             cutoff = max(cutoff, int(last_run.as_of.timestamp()))
@@ -112,20 +112,23 @@ def contacts_rescore(*, workspace_id: int, contact_ids, explain: bool | None = N
         probabilities, raw, _ = light.score_frame(frame, eligible, cutoff)
         explained = _explain(version, frame, eligible, cutoff) if explain else {}
         queue = explain is None and len(eligible) <= settings.PREDICTION_REALTIME_EXPLAIN_MAX
-        percentiles = percentiles_of(workspace_id=workspace_id, target=version.target, raw=raw, run=last_run)
+        percentiles = percentiles_from(
+            run_quantiles(None, None) if last_run is None else run_quantiles(last_run.pk, last_run.finished_at), raw)
         written += _replace_current(version, eligible, probabilities, raw, percentiles, cutoff, explained,
                                     queue_explain=queue)
     return written
 
 
 def _explain(version: ModelVersion, frame, contacts, cutoff: int) -> dict[int, tuple[float, list[dict]]]:
-    """{contact: (base value, factors)} through SHAP (TensorFlow: a worker or a command only)."""
+    """{contact: (base value, factors)} of the served model, by the TensorFlow-free scorer: the same
+    explanations as SHAP on the Keras model (networks: predictions/gradients.py), in milliseconds."""
     from predictions.ml.explain import explain_contacts
-    from predictions.scoring import scorer_for
+    from predictions.serving import light_scorer_load
 
     try:
-        explanations = explain_contacts(scorer_for(version), frame, contacts, cutoff=cutoff)
-    except PredictionError as exc:
+        scorer = light_scorer_load(version.artifact_path).scorer
+        explanations = explain_contacts(scorer, frame, contacts, cutoff=cutoff)
+    except ArtifactError as exc:
         log.warning("explain_failed", model=version.pk, reason=str(exc))
         return {}
     return {e.contact: (e.base_value, factors_json(e.factors, other=e.other)) for e in explanations}
@@ -138,22 +141,6 @@ def factors_json(factors, *, other: float = 0.0) -> list[dict]:
     if abs(other) >= 5e-4:
         out.append({"text": "All other factors", "value": round(float(other), 5), "kind": "other"})
     return out
-
-
-def percentiles_of(*, workspace_id: int, target: str, raw: np.ndarray, run=None) -> np.ndarray:
-    """Percentile of raw scores within the target's newest succeeded scoring run (100 x share at or
-    below), read from the run's stored quantiles in memory; nan when no run has finished yet.
-
-    `run`: that run when the caller has it already (saves the query)."""
-    if run is None:
-        run = (ScoringRun.objects.filter(workspace_id=workspace_id, target=target, status=ScoringRun.Status.SUCCEEDED)
-               .only("raw_quantiles").order_by("-finished_at", "-id").first())
-    quantiles = np.asarray(run.raw_quantiles if run is not None else [], dtype=np.float64)
-    if len(quantiles) < 2:
-        return np.full(len(raw), np.nan)
-    # the run's ranks are evenly spaced: the share at or below r is where r falls among them
-    ranks = np.linspace(0.0, 100.0, len(quantiles))
-    return np.interp(np.asarray(raw, np.float64), quantiles, ranks, left=0.0, right=100.0)
 
 
 def _replace_current(version, contacts, probabilities, raw, percentiles, cutoff, explained, *,

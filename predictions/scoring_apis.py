@@ -27,6 +27,7 @@ from predictions.selectors import (
     NotFound,
     active_model_version_required,
     contact_current_scores,
+    no_active_model_message,
     prediction_json,
     scoring_run_get,
     scoring_run_list,
@@ -158,23 +159,26 @@ class PredictApi(APIView):
 
     @extend_schema(request=PredictRequestSerializer, responses={200: None, 400: None, 409: None, 503: None})
     def post(self, request):
-        from predictions.realtime import percentiles_of
+        from predictions.inline import served_model
         from predictions.serving import light_scorer_load, sequence_frame
 
         body = PredictRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
         workspace = request_workspace(request)
-        try:
-            version = active_model_version_required(workspace=workspace, target=data["target"])
-        except NotFound as exc:
-            return _error(str(exc), status.HTTP_409_CONFLICT)
+        # one query: the active model and its newest run; the loaded model and the run's quantiles
+        # are kept per process under that key (predictions/inline.py)
+        served = served_model(workspace_id=workspace.pk, target=data["target"])
+        if served is None:
+            return _error(no_active_model_message(workspace=workspace, target=data["target"]),
+                          status.HTTP_409_CONFLICT)
         now = timezone.now()
+        max_future = timedelta(seconds=settings.INGEST_MAX_FUTURE_SECONDS)
         valid, errors = [], []
         for i, item in enumerate(data["events"]):
-            try:
-                valid.append(validate_item({**item, "contact_id": "inline"}, now=now,
-                                           max_future=timedelta(seconds=settings.INGEST_MAX_FUTURE_SECONDS)))
+            try:  # a message id only names a stored event: none here, so none is derived (a hash each)
+                valid.append(validate_item({"message_id": "inline", **item, "contact_id": "inline"}, now=now,
+                                           max_future=max_future))
             except ItemError as exc:
                 errors.append({"field": f"events[{i}].{exc.field}", "error": str(exc)})
         if errors:
@@ -184,9 +188,10 @@ class PredictApi(APIView):
         if as_of is not None and as_of.tzinfo is None:
             as_of = as_of.replace(tzinfo=UTC)
         try:
-            light = light_scorer_load(version.artifact_path)
+            light = light_scorer_load(served.artifact_path)
         except ArtifactError as exc:
-            return _error(f"model {version.pk} cannot serve inline scores: {exc}", status.HTTP_503_SERVICE_UNAVAILABLE)
+            return _error(f"model {served.version_id} cannot serve inline scores: {exc}",
+                          status.HTTP_503_SERVICE_UNAVAILABLE)
         frame, cutoff = sequence_frame(workspace_id=workspace.pk, events=valid, as_of=as_of)
         if len(frame) == 0:
             return _error("events: none is the contact's own activity before as_of (outbound events are not used)",
@@ -194,10 +199,10 @@ class PredictApi(APIView):
         probabilities, raw, _ = light.score_frame(frame, [0], cutoff)
         known = light.preprocessor._name_index
         unknown = sorted({str(n) for n in frame.name if str(n) not in known})
-        percentile = percentiles_of(workspace_id=workspace.pk, target=version.target, raw=raw)[0]
+        percentile = served.percentiles(raw)[0]
         probability = float(probabilities[0])
         answer = {
-            "target": version.target, "model_id": version.pk, "probability": probability,
+            "target": served.target, "model_id": served.version_id, "probability": probability,
             "raw_score": float(raw[0]), "percentile": None if percentile != percentile else float(percentile),
             "threshold": light.threshold, "above_threshold": probability >= light.threshold,
             "as_of": frame_time(cutoff), "events_used": int(len(frame)), "unknown_events": unknown,

@@ -44,11 +44,14 @@ def active_model_version_required(*, workspace: Workspace, target: str) -> Model
         raise NotFound(f"unknown target {target!r}: use purchase or churn")
     version = active_model_version(workspace=workspace, target=target)
     if version is None:
-        raise NotFound(
-            f"workspace {workspace.slug!r} has no active {target} model: train one "
-            f"(manage.py train --workspace {workspace.slug} --target {target}) or activate a succeeded one"
-        )
+        raise NotFound(no_active_model_message(workspace=workspace, target=target))
     return version
+
+
+def no_active_model_message(*, workspace: Workspace, target: str) -> str:
+    """Why a target cannot be scored, naming the command that trains a model for it."""
+    return (f"workspace {workspace.slug!r} has no active {target} model: train one "
+            f"(manage.py train --workspace {workspace.slug} --target {target}) or activate a succeeded one")
 
 
 def contact_scores(*, version: ModelVersion) -> QuerySet:

@@ -118,8 +118,22 @@ class NumpyNetwork:
             if self.arch == "gru" and not cfg.get("reset_after", True):
                 raise ArtifactError(f"unsupported GRU {name}: reset_after=False")
             self.layers.append([w.astype(np.float32) for w in core.get(name)])
+        # the forward pass's weights: the sigmoid gates' columns halved, since sigmoid(z) is
+        # (tanh(z / 2) + 1) / 2, so one tanh over all gates serves sigmoids and tanh alike (a step is
+        # a dozen numpy calls on a few rows, and their count is what a single contact costs)
+        self.fast_layers = [self._halved(w) for w in self.layers]
         self.dense = [w.astype(np.float32) for w in core.get("dense")]
         self.output = [w.astype(np.float32) for w in core.get("probability")]
+
+    def _halved(self, weights: list[np.ndarray]) -> list[np.ndarray]:
+        kernel, recurrent, bias = weights
+        units = recurrent.shape[0]
+        scale = np.ones(kernel.shape[1], np.float32)
+        if self.arch == "lstm":  # gates i, f, g, o: g is a tanh
+            scale[:2 * units] = scale[3 * units:] = 0.5
+        elif self.arch == "gru":  # gates z, r, h: h is a tanh
+            scale[:2 * units] = 0.5
+        return [kernel * scale, recurrent * scale, bias * scale]
 
     def steps(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         """The encoder: (S, N, width) float step vectors, zero on padded steps."""
@@ -129,45 +143,67 @@ class NumpyNetwork:
         embedded *= numeric[..., :1]
         return np.concatenate([embedded, numeric], axis=-1)
 
-    def _recurrent(self, x: np.ndarray, mask: np.ndarray, weights: list[np.ndarray]) -> np.ndarray:
-        """All step outputs of one recurrent layer; a masked step carries the state over (Keras)."""
-        kernel, recurrent, bias = weights
+    def _recurrent(self, x: np.ndarray, mask: np.ndarray, weights: list[np.ndarray],
+                   tape: list | None = None) -> np.ndarray:
+        """All step outputs of one recurrent layer; a masked step carries the state over (Keras).
+        `tape`, when given, receives what the backward pass needs (predictions/gradients.py)."""
+        kernel, recurrent, bias = weights  # halved sigmoid columns (fast_layers)
         n, steps, _ = x.shape
         units = recurrent.shape[0]
         h = np.zeros((n, units), np.float32)
         c = np.zeros((n, units), np.float32)
-        projected = x @ kernel  # every step's input projection in one matrix product
+        gru = self.arch == "gru"
+        bias_in, bias_rec = ((bias[0], bias[1]) if bias.ndim == 2 else (bias, np.zeros_like(bias))) if gru else (bias, 0)
+        projected = x @ kernel + bias_in  # every step's input projection (and bias) in one matrix product
         out = np.empty((n, steps, units), np.float32)
-        first = int(np.argmax(mask.any(axis=0))) if mask.any() else steps  # left padding: skip empty columns
+        active = mask.any(axis=0)
+        first = int(np.argmax(active)) if active.any() else steps  # left padding: skip empty columns
+        # from `dense` on every row is a real step, so no state needs carrying (one contact: from `first`)
+        full = mask.all(axis=0)
+        dense = steps - int(np.argmin(full[::-1])) if not full.all() else 0
         out[:, :first] = 0.0
+        u1, u2, u3 = units, 2 * units, 3 * units
         for t in range(first, steps):
-            keep = mask[:, t : t + 1]
+            keep = mask[:, t : t + 1] if t < dense else None
             if self.arch == "lstm":
-                z = projected[:, t] + h @ recurrent + bias
-                i, f, g, o = np.split(z, 4, axis=1)
-                c_new = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
-                h_new = _sigmoid(o) * np.tanh(c_new)
-                c = np.where(keep, c_new, c)
-            elif self.arch == "gru":
-                bias_in, bias_rec = (bias[0], bias[1]) if bias.ndim == 2 else (bias, np.zeros_like(bias))
-                xz, xr, xh = np.split(projected[:, t] + bias_in, 3, axis=1)
-                rz, rr, rh = np.split(h @ recurrent + bias_rec, 3, axis=1)
-                update, reset = _sigmoid(xz + rz), _sigmoid(xr + rr)
-                h_new = update * h + (1 - update) * np.tanh(xh + reset * rh)
+                a = np.tanh(projected[:, t] + h @ recurrent)
+                s = a * 0.5 + 0.5  # the sigmoid gates (i, f, o columns)
+                i, f, g, o = s[:, :u1], s[:, u1:u2], a[:, u2:u3], s[:, u3:]
+                c_new = f * c + i * g
+                h_new = o * np.tanh(c_new)
+                if tape is not None:
+                    tape.append((c, i, f, g, o, c_new))
+                c = c_new if keep is None else np.where(keep, c_new, c)
+            elif gru:
+                a = projected[:, t]
+                r_all = h @ recurrent + bias_rec
+                gates = np.tanh(a[:, :u2] + r_all[:, :u2]) * 0.5 + 0.5
+                update, reset = gates[:, :u1], gates[:, u1:]
+                rh = r_all[:, u2:]  # the h columns are not halved (a tanh)
+                candidate = np.tanh(a[:, u2:] + reset * rh)
+                h_new = candidate + update * (h - candidate)
+                if tape is not None:
+                    tape.append((h, update, reset, candidate, rh))
             else:
-                h_new = np.tanh(projected[:, t] + h @ recurrent + bias)
-            h = np.where(keep, h_new, h)
+                h_new = np.tanh(projected[:, t] + h @ recurrent)
+                if tape is not None:
+                    tape.append((h_new,))
+            h = h_new if keep is None else np.where(keep, h_new, h)
             out[:, t] = h
         return out
 
-    def core(self, steps: np.ndarray, aggregates: np.ndarray) -> np.ndarray:
-        """[step vectors, aggregates] -> (S,) network outputs."""
+    def core(self, steps: np.ndarray, aggregates: np.ndarray, tape: dict | None = None) -> np.ndarray:
+        """[step vectors, aggregates] -> (S,) network outputs (`tape`: see _recurrent)."""
         mask = np.any(steps != 0, axis=-1)
-        x = self._recurrent(steps, mask, self.layers[0])
-        last = self._recurrent(x, mask, self.layers[1])[:, -1]
+        tapes = (None, None) if tape is None else ([], [])
+        x = self._recurrent(steps, mask, self.fast_layers[0], tapes[0])
+        last = self._recurrent(x, mask, self.fast_layers[1], tapes[1])[:, -1]
         hidden = np.concatenate([last, aggregates.astype(np.float32)], axis=1) @ self.dense[0] + self.dense[1]
         logits = np.maximum(hidden, 0.0) @ self.output[0] + self.output[1]
-        return _sigmoid(logits.astype(np.float64)).reshape(-1)
+        output = _sigmoid(logits.astype(np.float64)).reshape(-1)
+        if tape is not None:
+            tape.update(mask=mask, recurrent=tapes, hidden=hidden, output=output)
+        return output
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         # One BLAS thread: the matrices are small (units x 4 units), so threads only contend, and
@@ -177,17 +213,40 @@ class NumpyNetwork:
 
 
 class NumpyNetworkCandidate:
-    """A stored network candidate (candidates/<arch>/model.keras) scored by the numpy forward pass:
-    the same raw score as `predictions.ml.networks.Network.score` (the logit of its output)."""
+    """A stored network candidate (candidates/<arch>/model.keras) scored and explained by the numpy
+    forward pass: the same raw score as `predictions.ml.networks.Network.score` (the logit of its
+    output), and the same expected-gradient explanation as its SHAP GradientExplainer (same seed,
+    same values: predictions/gradients.py), without TensorFlow."""
 
     def __init__(self, folder: Path) -> None:
         self.network = NumpyNetwork(Path(folder) / "model.keras")
+        self._background: tuple | None = None  # (background Inputs, its encoded steps, mean output)
 
     def score(self, inputs) -> np.ndarray:
         if len(inputs) == 0:
             return np.zeros(0)
         output = self.network(inputs.batch.inputs())
         return np.log(np.clip(output, 1e-7, 1 - 1e-7)) - np.log1p(-np.clip(output, 1e-7, 1 - 1e-7))
+
+    def explain(self, inputs, context):
+        from predictions.gradients import expected_gradients
+        from predictions.ml.network_factors import network_attribution
+
+        with _blas().limit(limits=1, user_api="blas"):
+            if self._background is None or self._background[0] is not context.background:
+                feed = context.background.batch.inputs()
+                steps = self.network.steps(feed)  # the background is the artifact's: encoded once
+                self._background = (context.background, [steps, feed["aggregates"]],
+                                    float(np.mean(self.network.core(steps, feed["aggregates"]))))
+            _, background, p0 = self._background
+            feed = inputs.batch.inputs()
+            steps = self.network.steps(feed)
+            step_values, aggregate_values = expected_gradients(
+                self.network, [steps, feed["aggregates"]], background, nsamples=context.nsamples, seed=context.seed)
+            p = self.network.core(steps, feed["aggregates"])
+        attribution, self.last_efficiency_gap = network_attribution(
+            inputs, context, step_values.sum(axis=-1), aggregate_values, p, p0)
+        return attribution
 
 
 class LightScorer:

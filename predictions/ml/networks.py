@@ -22,18 +22,10 @@ import numpy as np
 import tensorflow as tf
 from scipy.special import logit
 
-from .candidates import (
-    Attribution,
-    Candidate,
-    CandidateFailed,
-    ExplainContext,
-    Inputs,
-    RawFactor,
-    _aggregate_factors,
-)
+from .candidates import Attribution, Candidate, CandidateFailed, ExplainContext, Inputs
 from .errors import TrainingCancelled
 from .models import ModelSpec, build_model
-from .words import event_phrase, humanize_seconds
+from .network_factors import network_attribution
 
 MODEL_FILE = "model.keras"
 
@@ -185,60 +177,38 @@ class Network(Candidate):
     def score(self, inputs):
         return logit(np.clip(self.probabilities(inputs), 1e-7, 1 - 1e-7))
 
-    def explain(self, inputs: Inputs, context: ExplainContext) -> Attribution:
+    def _explainer(self, background: Inputs):
+        """(SHAP's GradientExplainer over ``background``, the encoder as numpy), built once per loaded
+        model: a new explainer per call traces TensorFlow's gradient graph again (seconds each). It
+        reads the model's variables when called, so a later change of weights is seen."""
         import shap
 
-        encoder, core = self.model.get_layer("encoder"), self.model.get_layer("core")
+        cached = getattr(self, "_shap", None)
+        if cached is not None and cached[0] is background and cached[1] is self.model:
+            return cached[2]
+        encoder = self.model.get_layer("encoder")
         names = list(encoder.input)
 
         def encode(feed: dict) -> np.ndarray:
             return encoder({k: tf.constant(feed[k]) for k in names}, training=False).numpy()
 
-        background, feed = context.background.batch.inputs(), inputs.batch.inputs()
-        explainer = shap.GradientExplainer(core, [encode(background), background["aggregates"]])
+        feed = background.batch.inputs()
+        explainer = shap.GradientExplainer(self.model.get_layer("core"), [encode(feed), feed["aggregates"]])
+        self._shap = (background, self.model, (explainer, encode))
+        return explainer, encode
+
+    def explain(self, inputs: Inputs, context: ExplainContext) -> Attribution:
+        explainer, encode = self._explainer(context.background)
+        feed = inputs.batch.inputs()
         values = explainer.shap_values([encode(feed), feed["aggregates"]], nsamples=context.nsamples,
                                        rseed=context.seed)
         step_values, aggregate_values = _per_input(values, 2)
         n = len(inputs)
         step_values = step_values.reshape(n, inputs.batch.event_rows.shape[1], -1).sum(axis=-1)
-        aggregate_values = aggregate_values.reshape(n, -1)
-        p = self.probabilities(inputs)
         p0 = float(np.mean(self.probabilities(context.background)))
-        total = step_values.sum(axis=1) + aggregate_values.sum(axis=1)
-        # efficiency: rescale the sampled estimate so it adds up to p - p0, then map probability
-        # points to score (logit) points by the secant of the logit between p0 and p
-        score, base = logit(np.clip(p, 1e-7, 1 - 1e-7)), float(logit(np.clip(p0, 1e-7, 1 - 1e-7)))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            fix = np.where(np.abs(total) > 1e-9, (p - p0) / total, 1.0)
-            secant = np.where(np.abs(p - p0) > 1e-9, (score - base) / (p - p0), 1 / max(p0 * (1 - p0), 1e-6))
-        self.last_efficiency_gap = np.abs(total - (p - p0))
-        scale = fix * secant
-        lookback = humanize_seconds(context.lookback_seconds)
-        factors = []
-        for i in range(n):
-            cutoff = int(inputs.cutoffs[i])
-            by_name: dict[str, list] = {}
-            for step in np.flatnonzero(inputs.batch.event_rows[i] >= 0):
-                row = inputs.batch.event_rows[i, step]
-                entry = by_name.setdefault(str(context.frame.name[row]), [0.0, 0, 0])
-                entry[0] += float(step_values[i, step]) * scale[i]
-                entry[1] += 1
-                entry[2] = max(entry[2], int(context.frame.ts[row]))
-            parts = []
-            for name, (contribution, count, newest) in by_name.items():
-                ago = humanize_seconds(cutoff - newest)
-                text = (f"{event_phrase(name)} {ago} ago" if count == 1
-                        else f"{event_phrase(name)} {count} times, last {ago} ago")
-                parts.append(RawFactor(text, contribution, "event", name, float(cutoff - newest)))
-            padded = inputs.batch.event_rows[i] < 0
-            if padded.any():
-                # empty steps carry attribution too (a short history differs from the background's)
-                real = int((~padded).sum())
-                parts.append(RawFactor(f"Only {real} event{'s' if real != 1 else ''} on record", 
-                                       float(step_values[i, padded].sum()) * scale[i], "history", "history length"))
-            parts += _aggregate_factors(i, inputs.batch, aggregate_values[i] * scale[i], lookback)
-            factors.append(parts)
-        return Attribution(np.full(n, base), score, factors)
+        attribution, self.last_efficiency_gap = network_attribution(
+            inputs, context, step_values, aggregate_values.reshape(n, -1), self.probabilities(inputs), p0)
+        return attribution
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)

@@ -111,16 +111,17 @@ class Scorer:
         return Samples(ids, np.full(len(ids), cutoff, np.int64), np.zeros(len(ids), np.int8))
 
     def inputs(self, frame: EventFrame, samples: Samples) -> Inputs:
-        """Everything the served candidate reads about ``samples``."""
-        return build_inputs(self.preprocessor, frame, samples, self.config.target, self.state_model)
+        """Everything the served candidate reads about ``samples`` (the HMM posterior only when the
+        candidate uses it: a network or a tree without states does not pay for it)."""
+        uses_hmm = bool(getattr(self.candidate, "uses_hmm", False))
+        return build_inputs(self.preprocessor, frame, samples, self.config.target,
+                            self.state_model if uses_hmm else None)
 
     def raw_scores(self, inputs: Inputs) -> np.ndarray:
         """The served candidate's uncalibrated scores (native pools single-threaded, see train_model)."""
-        from threadpoolctl import threadpool_limits
-
         if not len(inputs):
             return np.zeros(0)
-        with threadpool_limits(limits=1):
+        with _threadpools().limit(limits=1):
             return self.candidate.score(inputs)
 
     def score(self, frame: EventFrame, *, cutoff: int | None = None, contacts=None,
@@ -138,3 +139,17 @@ class Scorer:
             parts.append(self.raw_scores(self.inputs(frame, chunk)))
         raw = np.concatenate(parts) if parts else np.zeros(0)
         return ScoreResult(samples.contacts, self.calibrator(raw), cutoff, self.threshold, raw)
+
+
+_CONTROLLER = None
+
+
+def _threadpools():
+    """The process's threadpool controller, built once: building one inspects every loaded library
+    (milliseconds; it was a third of an inline prediction)."""
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER

@@ -117,6 +117,30 @@ def test_predict_scores_an_inline_sequence_like_the_stored_model(api, scored):
     assert answer["unknown_events"] == ["Teleported To Mars"] and "out-of-vocabulary" in answer["note"]
 
 
+def test_predict_serves_a_newly_activated_model_and_its_newest_run(api, scored, synthetic_workspace, make_version):
+    """Each process keeps the loaded model and the run's quantiles: an activation or a finished run
+    is served on the very next request."""
+    from predictions.services import model_version_activate
+
+    version, run = scored
+    score = ContactScore.objects.filter(is_current=True).select_related("contact").first()
+    events = [{k: v for k, v in e.items() if v is not None} for e in _contact_events(score.contact)]
+    body = json.dumps({"target": "purchase", "events": events, "as_of": run.as_of.isoformat()})
+    first = api.post("/api/v1/predict", body, content_type="application/json").json()
+    assert first["model_id"] == version.pk and first["percentile"] is not None
+    assert first["percentile"] == pytest.approx(score.percentile, abs=1.0)
+
+    newer = make_version(synthetic_workspace, active=False)
+    model_version_activate(version=newer)
+    answer = api.post("/api/v1/predict", body, content_type="application/json").json()
+    # the new model has no run yet: no percentile, rather than one from another model's scores
+    assert answer["model_id"] == newer.pk and answer["percentile"] is None
+
+    assert scoring_run_execute(run_id=scoring_run_queue(version=newer, send=False).pk).status == "succeeded"
+    answer = api.post("/api/v1/predict", body, content_type="application/json").json()
+    assert answer["model_id"] == newer.pk and answer["percentile"] == pytest.approx(first["percentile"], abs=1.0)
+
+
 def test_predict_bad_input_names_the_field(api, scored):
     bad = {"events": [{"event": "Product Viewed", "timestamp": "2026-01-02T00:00:00Z"},
                       {"event": "Product Viewed", "timestamp": "yesterday-ish"}]}
