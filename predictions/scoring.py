@@ -118,8 +118,11 @@ def scoring_run_plan(*, run_id: int) -> list[tuple[int, int]] | None:
     return bounds
 
 
-def scoring_shard_run(*, run_id: int, first_contact: int, last_contact: int) -> dict:
-    """Score and stage the eligible contacts of one id range; returns its counts and timings."""
+def scoring_shard_run(*, run_id: int, first_contact: int, last_contact: int, writer=None) -> dict:
+    """Score and stage the eligible contacts of one id range; returns its counts and timings.
+
+    `writer(write)`, when given, runs the staging `write()` itself (`scoring_run_execute`: in a
+    second thread, overlapping the next shard); the returned dict is completed by it."""
     from predictions.ml.labels import eligible_contacts
 
     run = ScoringRun.objects.select_related("model_version").get(pk=run_id)
@@ -137,15 +140,25 @@ def scoring_shard_run(*, run_id: int, first_contact: int, last_contact: int) -> 
         return {"eligible": 0, "scored": 0}
     samples = scorer.samples(frame, cutoff, eligible_contacts(frame, cutoff, version.lookback_seconds))
     raw, building, network = _raw_scores(scorer, frame, samples)
+    probabilities = scorer.calibrator(raw)
     predicted = time.perf_counter()
-    staged = _stage(run, first_contact, last_contact, samples.contacts, scorer.calibrator(raw), raw)
-    written = time.perf_counter()
-    return {"eligible": int(len(samples)), "scored": staged, "events": int(len(frame)),
-            "seconds": {"load": loaded - started, "read": read - loaded, "predict": predicted - read,
-                        "features": building, "network": network, "write": written - predicted}}
+    result = {"eligible": int(len(samples)), "scored": int(len(samples)), "events": int(len(frame)),
+              "seconds": {"load": loaded - started, "read": read - loaded, "predict": predicted - read,
+                          "features": building, "network": network}}
+
+    def write() -> None:
+        t0 = time.perf_counter()
+        result["scored"] = _stage(run, first_contact, last_contact, samples.contacts, probabilities, raw)
+        result["seconds"]["write"] = time.perf_counter() - t0
+
+    if writer is None:
+        write()
+    else:
+        writer(write)
+    return result
 
 
-def _raw_scores(scorer, frame, samples, batch: int = 20_000) -> tuple[np.ndarray, float, float]:
+def _raw_scores(scorer, frame, samples, batch: int = 8192) -> tuple[np.ndarray, float, float]:
     """The served candidate's raw scores of `samples`, features built a batch at a time (the frame is
     encoded once) in a second thread while the model scores the batch before: numpy and TensorFlow
     release the GIL, so the features cost little beside the network. Returns the scores with the
@@ -299,14 +312,41 @@ def scoring_run_execute(*, run_id: int) -> ScoringRun:
     bounds = scoring_run_plan(run_id=run_id)
     if bounds is None:
         return ScoringRun.objects.get(pk=run_id)
-    results = [scoring_shard_safe(run_id=run_id, first_contact=lo, last_contact=hi) for lo, hi in bounds]
+    if connection.vendor != "postgresql" or connection.in_atomic_block or len(bounds) == 1:
+        results = [scoring_shard_safe(run_id=run_id, first_contact=lo, last_contact=hi) for lo, hi in bounds]
+    else:
+        results = _shards_overlapped(run_id, bounds)
     return scoring_run_finish(run_id=run_id, shard_results=results)
 
 
-def scoring_shard_safe(*, run_id: int, first_contact: int, last_contact: int) -> dict:
+def _shards_overlapped(run_id: int, bounds: list[tuple[int, int]]) -> list[dict]:
+    """Shard after shard, each one's staging COPY in a second thread (its own connection) while the
+    next one reads and predicts: the database's work overlaps this process's. Only outside a
+    transaction (a thread's connection sees committed rows only) on PostgreSQL."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pending = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="staging") as pool:
+        def writer(write) -> None:
+            def staged() -> None:
+                try:
+                    write()
+                finally:
+                    connection.close()  # this thread's connection
+            pending.append(pool.submit(staged))
+
+        results = [scoring_shard_safe(run_id=run_id, first_contact=lo, last_contact=hi, writer=writer)
+                   for lo, hi in bounds]
+        for future in pending:
+            future.result()  # a failed COPY fails here, as it would inline
+    return results
+
+
+def scoring_shard_safe(*, run_id: int, first_contact: int, last_contact: int, writer=None) -> dict:
     """A shard whose known failures (no artifact, unreadable model) become the run's error, not a crash."""
     try:
-        return scoring_shard_run(run_id=run_id, first_contact=first_contact, last_contact=last_contact)
+        return scoring_shard_run(run_id=run_id, first_contact=first_contact, last_contact=last_contact,
+                                 writer=writer)
     except (PredictionError, ArtifactError) as exc:
         return {"error": str(exc)}
 
