@@ -20,6 +20,17 @@ from .inputs import build_inputs, load_inputs
 from .labels import Samples, eligible_contacts
 
 NETWORKS = ("lstm", "gru", "rnn")
+_POOLS: list = []
+
+
+def _thread_pools():
+    """The process's native thread pools, found once: a `threadpool_limits` per call scans every loaded
+    library again (0.1 s per batch of a scoring shard, profiled)."""
+    if not _POOLS:
+        from threadpoolctl import ThreadpoolController
+
+        _POOLS.append(ThreadpoolController())
+    return _POOLS[0]
 
 
 @dataclass
@@ -116,11 +127,9 @@ class Scorer:
 
     def raw_scores(self, inputs: Inputs) -> np.ndarray:
         """The served candidate's uncalibrated scores (native pools single-threaded, see train_model)."""
-        from threadpoolctl import threadpool_limits
-
         if not len(inputs):
             return np.zeros(0)
-        with threadpool_limits(limits=1):
+        with _thread_pools().limit(limits=1):
             return self.candidate.score(inputs)
 
     def score(self, frame: EventFrame, *, cutoff: int | None = None, contacts=None,
