@@ -1,25 +1,31 @@
 """Scoring at scale on PostgreSQL: batch runs, real-time rescoring, inline predictions, explanations.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_scoring python -m benchmarks.scoring
-        [--contacts 200000] [--events 50] [--shard 50000] [--skip-worker] [--skip-http] [--json]
+        [--contacts 200000] [--events 50] [--shard 50000] [--batch-only] [--skip-worker] [--skip-http] [--json]
+    # or: write the data and train once, then measure as often as needed on the same database
+    ... python -m benchmarks.scoring --setup-only          # (with --reuse: keep the data, train again)
+    ... python -m benchmarks.scoring --reuse --batch-only
 
-DATABASE_URL names a scratch database (its name starts with 'bench'): dropped, created and migrated.
-Steps, in one run:
+DATABASE_URL names a scratch database (its name starts with 'bench'): dropped, created and migrated
+(--reuse: kept, migrated). Steps, in one run:
 1. data: `--contacts` contacts with about `--events` events each over 60 days, written by SQL
    (generate_series) straight into the tables; purchase propensity varies by contact so the model learns
    something. Contacts' first/last seen are set from their events, as ingestion does.
-2. model: an LSTM with the product's default sizes (64 steps, 32 units), trained for 2 epochs on the
-   first 5,000 contacts (the quality is not the point: its size is), registered as the active model.
-3. end to end: `manage.py score` as a child process (the same code as a worker's shards, shard after
-   shard in one process): reads every shard's sequences from PostgreSQL, predicts, COPYs the scores,
-   ranks and switches. contacts/s = scored / the run's duration; peak RSS of that process (wait4).
-4. forward pass (the limit), in this process on the same inputs: per shard, features built untimed,
-   then only the network's predict (Keras, tf.function, batches of 4,096) timed; and the numpy
-   network of `predictions/serving.py` on the same batch for comparison.
+2. model: an LSTM with the product's default sizes (64 steps, 32 units), trained for 3 epochs on the
+   first 5,000 contacts and served even when a baseline beats it (the quality is not the point: its
+   size is), registered as the active model. Training reads the read model, which builds its snapshot.
+3. end to end, in a child process that is a warm scoring worker (Django set up, the model loaded and
+   its predict traced once, untimed: a worker process does that once): one scoring run, shard after
+   shard (read the range from the read model's snapshot, features, network, binary COPY of the staged
+   rows, overlapping the next shard), then the finish (percentiles, the switch) and the segment
+   refresh its `scores_updated` triggers. contacts/s = scored / that time. Peak RSS of the process
+   right after it (getrusage).
+4. forward pass (the limit), in the same child on the same inputs: per shard, features built untimed,
+   then only the network's predict (`Scorer.raw_scores`: Keras, tf.function, batches of 4,096) timed.
+   Printed beside the end-to-end rate with their ratio. `--batch-only` stops here.
 5-8. the latency figures of `benchmarks.scoring_latency` (one contact rescored, one explanation,
    POST /api/v1/predict at `--clients` clients, event to fresh score through a real worker), each
    as p50/p95/p99 beside its same-run baseline.
-Memberships are not refreshed here: the segments code is not merged in this branch.
 """
 
 from __future__ import annotations
@@ -49,6 +55,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--http-workers", type=int, default=0, help="gunicorn workers (0: gunicorn.conf.py's)")
     parser.add_argument("--skip-worker", action="store_true", help="leave out event-to-fresh-score")
     parser.add_argument("--skip-http", action="store_true", help="leave out POST /predict")
+    parser.add_argument("--setup-only", action="store_true",
+                        help="write the data and train the model, then stop (with --reuse: train a new model)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep the database of an earlier --setup-only run (same --contacts) instead of "
+                             "writing the data and training again")
+    parser.add_argument("--batch-only", action="store_true", help="stop after the batch run and the forward pass")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # the batch run's process
     parser.add_argument("--json", action="store_true")
     return parser.parse_args(argv)
 
@@ -102,6 +115,44 @@ def make_data(contacts: int, events: int) -> dict:
     return {"workspace": workspace, "key": key, "events": total, "seconds": time.perf_counter() - started}
 
 
+def check_scratch_url() -> None:
+    """--reuse: DATABASE_URL must still name a bench* PostgreSQL database (kept, not dropped)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(os.environ.get("DATABASE_URL", ""))
+    if parts.scheme not in ("postgres", "postgresql", "pgsql") or not parts.path.lstrip("/").startswith("bench"):
+        sys.exit("DATABASE_URL must name the bench* PostgreSQL database of an earlier --setup-only run")
+
+
+def reused_data(contacts: int) -> dict:
+    """The workspace of an earlier --setup-only run, checked to have `contacts` contacts."""
+    from funnel_site.events.models import Contact, Event, Workspace
+
+    workspace = Workspace.objects.filter(slug=SLUG).first()
+    if workspace is None or Contact.objects.filter(workspace=workspace).count() != contacts:
+        sys.exit(f"--reuse: no workspace {SLUG!r} with {contacts:,} contacts here: run --setup-only first")
+    from funnel_site.events.services import api_key_create
+
+    _, key = api_key_create(workspace=workspace, name="bench-reuse")  # keys are shown once: a new one
+    return {"workspace": workspace, "key": key,
+            "events": Event.objects.filter(workspace=workspace).count(), "seconds": 0.0}
+
+
+def reused_model(workspace):
+    from predictions.models import ModelVersion
+
+    version = ModelVersion.objects.filter(workspace=workspace, target="purchase", is_active=True).first()
+    if version is None:
+        sys.exit("--reuse: the workspace has no active purchase model: run --setup-only first")
+    return version
+
+
+def _served_as_requested(entries, requested: str) -> tuple[str, str]:
+    if entries.get(requested) is None or entries[requested].status != "succeeded":
+        return "", f"{requested} did not succeed"
+    return requested, "the benchmark serves the requested network (the baseline guard is bypassed)"
+
+
 def train(workspace) -> object:
     """A default-size LSTM on the first 5,000 contacts, registered as the active purchase model."""
     from django.conf import settings
@@ -114,12 +165,21 @@ def train(workspace) -> object:
 
     ids = list(Contact.objects.filter(workspace=workspace).order_by("pk").values_list("pk", flat=True)[:5000])
     frame = contacts_frame(workspace_id=workspace.pk, contact_range=(ids[0], ids[-1]))
-    config = TrainConfig(target="purchase", horizon_seconds=7 * DAY, lookback_seconds=28 * DAY, epochs=2,
-                         arch="lstm", unit_choices=(32,),  # the default size; not a whole tournament
-                         n_cutoffs=2, min_positives=50, min_negatives=50, min_report_class_count=10)
-    directory = Path(settings.MODEL_ARTIFACT_DIR) / "bench-scoring"
+    # The LSTM, one size, one backtest fold. The trainer always fits the baselines too, and serves one
+    # of them when it beats the network: here the network is served regardless (`_served_as_requested`),
+    # since the benchmark measures a network of the product's default size, not the tournament.
+    config = TrainConfig(target="purchase", horizon_seconds=7 * DAY, lookback_seconds=28 * DAY, epochs=3,
+                         n_cutoffs=2, min_positives=50, min_negatives=50, min_report_class_count=10,
+                         arch="lstm", unit_choices=(32,), backtest_folds=1)
+    directory = Path(settings.MODEL_ARTIFACT_DIR) / f"bench-scoring-{settings.DATABASES['default']['NAME']}"
     shutil.rmtree(directory, ignore_errors=True)
-    result = train_model(frame, config, artifact_dir=directory)
+    from unittest import mock
+
+    with mock.patch("predictions.ml.trainer.select", _served_as_requested):
+        result = train_model(frame, config, artifact_dir=directory)
+    served = json.loads((directory / "manifest.json").read_text())["arch"]
+    if served != "lstm":
+        sys.exit(f"the trainer served {served}, not the LSTM ({result.scoreboard.get('why', '')})")
     return ModelVersion.objects.create(
         workspace=workspace, target="purchase", arch="lstm", trained_arch=result.arch, status="succeeded",
         config={"train": result.config, "cutoff_unix": None, "auto_activate": False}, metrics=result.metrics,
@@ -128,86 +188,139 @@ def train(workspace) -> object:
 
 
 def end_to_end(shard: int) -> dict:
-    """`manage.py score` in a child process: the run's counts and duration, the child's peak RSS."""
+    """The batch run in a child process (`--child`): its figures and its wall time with start-up."""
     env = {**child_env(), "PREDICTION_SCORE_SHARD_SIZE": str(shard), "TF_CPP_MIN_LOG_LEVEL": "3"}
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "manage.py", "score", "--workspace", SLUG, "--json"], cwd=ROOT,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out = proc.stdout.read()
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    if status != 0:
-        raise RuntimeError(f"manage.py score failed:\n{err.decode()[-3000:]}")
-    payload = json.loads(out.decode().strip().splitlines()[-1])
-    return {**payload, "wall": time.perf_counter() - started, "peak_rss_mb": usage.ru_maxrss / 1024}
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.scoring", "--child", "--shard", str(shard)],
+                          cwd=ROOT, env=env, capture_output=True, check=False)
+    if proc.returncode:
+        raise RuntimeError(f"the batch child failed:\n{proc.stderr.decode()[-3000:]}")
+    payload = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    return {**payload, "wall_with_start": time.perf_counter() - started}
 
 
-def forward_pass(version, shard: int) -> dict:
-    """Pure predict time of the network on every shard's inputs (features built untimed)."""
+def child_main(shard: int) -> int:
+    """A warm scoring worker: Django set up and the model loaded (once per worker process), then,
+    timed: one scoring run shard after shard (read, features, network, COPY, rank, switch) and the
+    segment refresh its `scores_updated` triggers (as in a worker's `score_finish`); the peak RSS
+    after it; then the forward pass alone on the same shards' inputs (built untimed)."""
+    setup_django()
+    from django.utils import timezone
+
+    from funnel_site.events.columns import workspace_columns
+    from funnel_site.events.models import Contact
+    from predictions.frames import contacts_frame
+    from predictions.models import ModelVersion, ScoringRun, SegmentMembership
+    from predictions.scoring import scorer_for, scoring_run_execute
+    from predictions.services import scoring_run_queue
+
+    version = ModelVersion.objects.get(workspace__slug=SLUG, target="purchase", is_active=True)
+    t0 = time.perf_counter()
+    scorer = scorer_for(version)  # TensorFlow's import and the model: what a worker process holds already
+    load_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    workspace_columns(version.workspace_id)  # maps the read model's snapshot (kept up to date by ingestion)
+    map_s = time.perf_counter() - t0
+    few = list(Contact.objects.filter(workspace_id=version.workspace_id).order_by("pk").values_list("pk", flat=True)[:64])
+    frame = contacts_frame(workspace_id=version.workspace_id, contact_range=(few[0], few[-1]))
+    scorer.raw_scores(scorer.inputs(frame, scorer.samples(frame)))  # traces predict, as a worker's first batch did
+    ScoringRun.objects.filter(model_version=version, status__in=ScoringRun.IN_FLIGHT).update(status="failed")
+    run = scoring_run_queue(version=version, trigger="cli", send=False)
+    t0 = time.perf_counter()
+    run = scoring_run_execute(run_id=run.pk)  # its finish refreshes the segments (scores_updated)
+    seconds = time.perf_counter() - t0
+    if run.status != ScoringRun.Status.SUCCEEDED:
+        raise RuntimeError(f"scoring run {run.pk} failed: {run.error}")
+    segments_s = (timezone.now() - run.finished_at).total_seconds()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    members = SegmentMembership.objects.filter(segment__workspace_id=version.workspace_id,
+                                               exited_at__isnull=True).count()
+    forward = forward_pass(version, run, shard)
+    phases = {k: sum(s[k] for s in run.timings["shards"]) for k in ("load", "read", "features", "network", "write")}
+    phases.update(plan=run.timings["plan"], finish=run.timings["finish"], segments=segments_s)
+    print(json.dumps({"run_id": run.pk, "scored": run.counts["scored"], "shards": run.shards, "seconds": seconds,
+                      "phases": phases, "peak_rss_mb": peak_mb, "model_load_s": load_s, "map_s": map_s,
+                      "members": members, "forward": forward}))
+    return 0
+
+
+def forward_pass(version, run, shard: int) -> dict:
+    """The network's predict alone on every shard's inputs, built untimed the way the shards build them."""
     import numpy as np
 
     from funnel_site.events.models import Contact
     from predictions.frames import contacts_frame, unix_to_datetime
-    from predictions.ml.labels import Samples, eligible_contacts
-    from predictions.models import ScoringRun
+    from predictions.ml.labels import eligible_contacts
     from predictions.scoring import scorer_for
-    from predictions.serving import light_scorer_load
 
-    run = ScoringRun.objects.filter(model_version=version, status="succeeded").latest("finished_at")
     cutoff = int(run.as_of.timestamp())
-    scorer, light = scorer_for(version), light_scorer_load(version.artifact_path)
+    scorer = scorer_for(version)
     since = unix_to_datetime(cutoff - version.lookback_seconds)
     ids = np.fromiter(Contact.objects.filter(workspace_id=version.workspace_id, last_seen__gte=since)
                       .order_by("pk").values_list("pk", flat=True), dtype=np.int64)
-    keras_s = numpy_s = 0.0
-    n = 0
+    seconds, n = 0.0, 0
     for start in range(0, len(ids), shard):
         part = ids[start : start + shard]
         frame = contacts_frame(workspace_id=version.workspace_id, contact_range=(int(part[0]), int(part[-1])),
                                before=run.as_of)
-        eligible = eligible_contacts(frame, cutoff, version.lookback_seconds)
-        samples = Samples(eligible, np.full(len(eligible), cutoff, np.int64), np.zeros(len(eligible), np.int8))
-        batch = scorer.preprocessor.transform(frame, samples)
-        scorer.raw_scores(batch.take(slice(0, 64)))  # traced once before timing
+        samples = scorer.samples(frame, cutoff, eligible_contacts(frame, cutoff, version.lookback_seconds))
+        inputs = scorer.inputs(frame, samples)
         t0 = time.perf_counter()
-        scorer.raw_scores(batch)
-        keras_s += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        light.raw_scores(batch)
-        numpy_s += time.perf_counter() - t0
-        n += len(eligible)
-    return {"contacts": n, "keras_per_s": n / keras_s, "numpy_per_s": n / numpy_s}
+        scorer.raw_scores(inputs)  # traced already by the run (fixed input signature)
+        seconds += time.perf_counter() - t0
+        n += len(samples)
+        del frame, inputs
+    return {"contacts": n, "seconds": seconds, "per_s": n / seconds}
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    scratch_database()
+    if args.child:
+        return child_main(args.shard)
+    if args.reuse:
+        check_scratch_url()
+        subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=child_env(), check=True)
+    else:
+        scratch_database()
     setup_django()
 
     figures: dict = {"contacts": args.contacts}
-    data = make_data(args.contacts, args.events)
+    data = reused_data(args.contacts) if args.reuse else make_data(args.contacts, args.events)
+    if args.reuse and args.setup_only:  # the data kept, a new model
+        from predictions.models import ModelVersion
+
+        ModelVersion.objects.filter(workspace=data["workspace"]).update(is_active=False)
     figures["events"], figures["data_seconds"] = data["events"], data["seconds"]
-    print(f"data: {args.contacts:,} contacts, {data['events']:,} events written in {data['seconds']:.0f} s")
-    version = train(data["workspace"])
+    print(f"data: {args.contacts:,} contacts, {data['events']:,} events "
+          + ("reused" if args.reuse else f"written in {data['seconds']:.0f} s"))
+    version = reused_model(data["workspace"]) if args.reuse and not args.setup_only else train(data["workspace"])
     print(f"model {version.pk}: LSTM, {version.metrics.get('roc_auc', float('nan')):.3f} validation ROC-AUC")
+    if args.setup_only:
+        return 0
+    from funnel_site.events.columns import workspace_columns
+
+    t0 = time.perf_counter()
+    workspace_columns(data["workspace"].pk)  # the read model is up to date before the run, as in production
+    figures["read_model_refresh_s"] = time.perf_counter() - t0
     e2e = end_to_end(args.shard)
     rate = e2e["scored"] / e2e["seconds"]
-    figures["end_to_end"] = {**e2e, "per_s": rate}
-    print(f"end to end (manage.py score, {e2e['shards']} shards in one process): {e2e['scored']:,} contacts in "
-          f"{e2e['seconds']:.1f} s = {rate:,.0f} contacts/s (wall with start-up {e2e['wall']:.1f} s), "
-          f"peak RSS {e2e['peak_rss_mb']:.0f} MB")
-    from predictions.models import ScoringRun
-
-    run = ScoringRun.objects.get(pk=e2e["run_id"])
-    phases = {k: sum(s[k] for s in run.timings["shards"]) for k in ("load", "read", "predict", "write")}
-    phases["finish"] = run.timings["finish"]
-    figures["phases"] = phases
-    print("  phases (s): " + ", ".join(f"{k} {v:.1f}" for k, v in phases.items()))
-    forward = forward_pass(version, args.shard)
-    figures["forward"] = forward
-    print(f"forward pass only, same inputs: Keras {forward['keras_per_s']:,.0f} contacts/s, numpy "
-          f"{forward['numpy_per_s']:,.0f} contacts/s; end to end = {100 * rate / forward['keras_per_s']:.0f} % "
-          f"of the Keras forward pass")
+    forward = e2e["forward"]
+    ratio = rate / forward["per_s"]
+    figures["end_to_end"] = {**e2e, "per_s": rate, "share_of_forward": ratio}
+    print(f"end to end (a warm worker process: {e2e['shards']} shards one after another, then the segment "
+          f"refresh): {e2e['scored']:,} contacts in {e2e['seconds']:.1f} s = {rate:,.0f} contacts/s")
+    print("  phases (s): " + ", ".join(f"{k} {v:.2f}" for k, v in e2e["phases"].items())
+          + f"; {e2e['members']:,} segment members")
+    print(f"forward pass alone, same inputs, same process: {forward['contacts']:,} contacts in "
+          f"{forward['seconds']:.1f} s = {forward['per_s']:,.0f} contacts/s")
+    print(f"end to end / forward pass = {100 * ratio:.0f} %; peak RSS of the scoring process "
+          f"{e2e['peak_rss_mb']:,.0f} MB (model load {e2e['model_load_s']:.1f} s and snapshot map "
+          f"{e2e['map_s']:.2f} s before the run, untimed; read model refresh in this process "
+          f"{figures['read_model_refresh_s']:.1f} s; child wall with start-up {e2e['wall_with_start']:.0f} s); "
+          f"load average {os.getloadavg()[0]:.1f}")
+    if args.batch_only:
+        return _verdict(figures, [("end to end >= 10,000 contacts/s", rate >= 10_000),
+                                  ("end to end >= 40 % of the forward pass", ratio >= 0.4)], args.json)
     from benchmarks.scoring_latency import measure, report
 
     latency, latency_targets = measure(data["workspace"], data["key"], clients=args.clients,
@@ -217,10 +330,18 @@ def main(argv=None) -> int:
     figures["bench_process_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     targets = [
         ("end to end >= 10,000 contacts/s", rate >= 10_000),
-        ("end to end >= 40 % of the forward pass", rate >= 0.4 * forward["keras_per_s"]),
+        ("end to end >= 40 % of the forward pass", ratio >= 0.4),
         *latency_targets,
     ]
     return report(figures, targets, as_json=args.json)
+
+
+def _verdict(figures: dict, targets: list[tuple[str, bool]], as_json: bool) -> int:
+    for name, met in targets:
+        print(f"  {'met   ' if met else 'MISSED'} {name}")
+    if as_json:
+        print(json.dumps(figures, default=str))
+    return 0 if all(met for _, met in targets) else 1
 
 
 if __name__ == "__main__":

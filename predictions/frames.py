@@ -37,28 +37,37 @@ def frame_from_columns(cols: WorkspaceColumns, resolver: StageResolver, *, befor
     if before is not None:
         keep &= cols.ts < int(before.timestamp() * 1_000_000)
     name = cols.name[keep]
-    campaign_ids = cols.campaign[keep]
+    campaign_codes, campaign_keys = _campaign_keys(cols.campaign[keep])
+    channel = cols.channel[keep]
     channels = np.array(cols.channels or [""], dtype=object)
     stage = stage_codes[keep]
-    return EventFrame(
+    stage = np.where(stage == NO_STAGE, len(STAGES), stage)
+    frame = EventFrame(
         contact=cols.contact[keep],
         # integer division keeps the (contact, ts) order of the cache
         ts=cols.ts[keep] // 1_000_000,
         name=names[name],
-        stage=_STAGE_NAMES[np.where(stage == NO_STAGE, len(STAGES), stage)],
+        stage=_STAGE_NAMES[stage],
         is_purchase=purchase[name],
-        campaign=_campaign_keys(campaign_ids),
-        channel=channels[cols.channel[keep]],
+        campaign=campaign_keys[campaign_codes],
+        channel=channels[channel],
         value=cols.value[keep],
     )
+    # the columns are coded already: features map each distinct string once, never hash every row
+    for column, codes, values in (("name", name, names), ("stage", stage, _STAGE_NAMES),
+                                  ("campaign", campaign_codes, campaign_keys), ("channel", channel, channels)):
+        frame.with_factorized(column, codes, values)
+    return frame
 
 
-def _campaign_keys(campaign_ids: np.ndarray) -> np.ndarray:
-    """Campaign keys ('' for none) for an array of Campaign ids (-1 for none)."""
-    unique, inverse = np.unique(campaign_ids, return_inverse=True)
+def _campaign_keys(campaign_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, keys) of an array of Campaign ids (-1 for none): keys[codes] is each row's key ('' for none)."""
+    import pandas as pd
+
+    codes, unique = pd.factorize(campaign_ids)  # hashing: no sort of every row
     keys = dict(Campaign.objects.filter(id__in=[int(i) for i in unique if i >= 0]).values_list("id", "key"))
     lookup = np.array([keys.get(int(i), "") for i in unique] or [""], dtype=object)
-    return lookup[inverse] if len(campaign_ids) else np.zeros(0, dtype=object)
+    return codes.astype(np.int64), lookup
 
 
 def workspace_frame(*, workspace_id: int, before: datetime | None = None) -> EventFrame:
@@ -72,23 +81,30 @@ def contacts_frame(
     *, workspace_id: int, contact_range: tuple[int, int] | None = None, contact_ids=None,
     before: datetime | None = None,
 ) -> EventFrame:
-    """The own-activity events of some contacts only (a shard, or the contacts to rescore), read from
-    the database through the (contact, timestamp) index: never the whole workspace.
+    """The own-activity events of some contacts only (a shard, or the contacts to rescore): never the
+    whole workspace's frame.
 
-    `contact_range` (first, last Contact.id, inclusive) or `contact_ids`; events strictly `before`.
-    PostgreSQL: one binary COPY of arrays parsed by numpy (as the column cache does); else the ORM.
+    `contact_range` (first, last Contact.id, inclusive: a scoring shard): slices of the read model's
+    contact-sorted columns (`workspace_columns`, the mapped snapshot training reads too), so only
+    the range's pages are touched and the frame is the one training builds for those contacts.
+    `contact_ids` (real time): read from the database through the (contact, timestamp) index (one
+    plain query for a few contacts; on PostgreSQL a binary COPY of arrays parsed by numpy for more).
+    Events strictly `before`.
     """
+    if contact_ids is None:
+        first, last = contact_range
+        return frame_from_columns(workspace_columns(workspace_id).contacts_between(int(first), int(last)),
+                                  StageResolver.for_workspace(workspace_id), before=before)
     from funnel_site.events.columns import _empty
     from funnel_site.events.columns_read import _one_snapshot
 
     # a few contacts (real time): one plain query beats the three round trips of the COPY path
-    few = contact_ids is not None and len(contact_ids) <= 50
+    few = len(contact_ids) <= 50
     fetch = _contacts_fetch_postgres if connection.vendor == "postgresql" and not few else _contacts_fetch_generic
     # the dictionaries and the arrays of one snapshot (no name missing from either); the few-contact
     # read is one query, a snapshot by itself (the transaction would add four round trips)
     with contextlib.nullcontext() if few else _one_snapshot():
-        fetched = fetch(workspace_id, contact_range, None if contact_ids is None else [int(c) for c in contact_ids],
-                        before)
+        fetched = fetch(workspace_id, [int(c) for c in contact_ids], before)
     cols = _empty(workspace_id) if fetched is None else _columns_of(workspace_id, fetched)
     return frame_from_columns(cols, StageResolver.for_workspace(workspace_id))
 
@@ -112,25 +128,20 @@ def _columns_of(workspace_id: int, fetched: dict):
                             **{k: v[order] for k, v in arrays.items()})
 
 
-def _contacts_where(workspace_id, contact_range, contact_ids, before) -> tuple[str, list]:
-    if contact_ids is not None:
-        where, params = "contact_id = ANY(%s)", [contact_ids]
-    else:
-        where, params = "contact_id BETWEEN %s AND %s", [int(contact_range[0]), int(contact_range[1])]
-    where += " AND workspace_id = %s"  # contact ranges of workspaces interleave
-    params.append(workspace_id)
+def _contacts_where(workspace_id, contact_ids, before) -> tuple[str, list]:
+    where, params = "contact_id = ANY(%s) AND workspace_id = %s", [contact_ids, workspace_id]
     if before is not None:
         where += ' AND "timestamp" < %s'
         params.append(before)
     return where, params
 
 
-def _contacts_fetch_postgres(workspace_id, contact_range, contact_ids, before) -> dict | None:
+def _contacts_fetch_postgres(workspace_id, contact_ids, before) -> dict | None:
     from funnel_site.events.columns_read import _PG_COLUMNS, PG_EPOCH_US, _parse_binary_arrays
     from funnel_site.events.models import Event
 
     table = Event._meta.db_table
-    where, params = _contacts_where(workspace_id, contact_range, contact_ids, before)
+    where, params = _contacts_where(workspace_id, contact_ids, before)
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT hashtext(name), name FROM {table} WHERE {where} GROUP BY name", params)
         name_pairs = cursor.fetchall()
@@ -158,14 +169,10 @@ def _contacts_fetch_postgres(workspace_id, contact_range, contact_ids, before) -
     }
 
 
-def _contacts_fetch_generic(workspace_id, contact_range, contact_ids, before) -> dict | None:
+def _contacts_fetch_generic(workspace_id, contact_ids, before) -> dict | None:
     from funnel_site.events.models import Event
 
-    qs = Event.objects.filter(workspace_id=workspace_id)
-    if contact_ids is not None:
-        qs = qs.filter(contact_id__in=contact_ids)
-    else:
-        qs = qs.filter(contact_id__gte=contact_range[0], contact_id__lte=contact_range[1])
+    qs = Event.objects.filter(workspace_id=workspace_id, contact_id__in=contact_ids)
     if before is not None:
         qs = qs.filter(timestamp__lt=before)
     rows = list(qs.values_list("id", "contact_id", "timestamp", "name", "campaign_id", "channel", "value"))

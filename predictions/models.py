@@ -176,11 +176,18 @@ class ContactScore(models.Model):
     rescoring replaces the contact's current row in place (`scoring_run` null).
     """
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
-    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="scores")
+    # A batch run writes every row twice (COPY, then the switch): the columns that hold one value per
+    # shard (workspace, model, run) carry no database constraint (one check per row at commit; the
+    # shard checked the run once, and deletes cascade in Django) and no index of their own (each one
+    # leads a composite index below).
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False,
+                                  db_index=False)
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="scores",
+                                      db_constraint=False, db_index=False)
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="scores")
     target = models.CharField(max_length=16, choices=Target.choices)
-    scoring_run = models.ForeignKey(ScoringRun, on_delete=models.CASCADE, null=True, blank=True, related_name="scores")
+    scoring_run = models.ForeignKey(ScoringRun, on_delete=models.CASCADE, null=True, blank=True, related_name="scores",
+                                    db_constraint=False, db_index=False)
     is_current = models.BooleanField(default=True)
     probability = models.FloatField()
     raw_score = models.FloatField(null=True, blank=True, help_text="the model's uncalibrated score: the ranking key")
@@ -250,8 +257,10 @@ class Segment(models.Model):
 class SegmentMembership(models.Model):
     """One stay of a contact in a segment: open while `exited_at` is null (a current member)."""
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
-    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="memberships")
+    # written by the 10,000s per refresh: one value per refresh, so no per-row constraint check (as ContactScore)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="memberships", db_constraint=False,
+                                db_index=False)  # led by the indexes below
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="segment_memberships")
     entered_at = models.DateTimeField(default=timezone.now)
     exited_at = models.DateTimeField(null=True, blank=True)
@@ -273,8 +282,9 @@ class SegmentChange(models.Model):
         ENTERED = "entered", "Audience Entered"
         EXITED = "exited", "Audience Exited"
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
-    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="changes")
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="changes", db_constraint=False,
+                                db_index=False)  # led by segment_change_time
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="+")
     kind = models.CharField(max_length=8, choices=Kind.choices)
     at = models.DateTimeField(default=timezone.now)

@@ -14,7 +14,6 @@ TensorFlow is imported lazily (scorer_load), so importing this module is cheap.
 
 from __future__ import annotations
 
-import io
 import threading
 import time
 from datetime import timedelta
@@ -119,8 +118,11 @@ def scoring_run_plan(*, run_id: int) -> list[tuple[int, int]] | None:
     return bounds
 
 
-def scoring_shard_run(*, run_id: int, first_contact: int, last_contact: int) -> dict:
-    """Score and stage the eligible contacts of one id range; returns its counts and timings."""
+def scoring_shard_run(*, run_id: int, first_contact: int, last_contact: int, writer=None) -> dict:
+    """Score and stage the eligible contacts of one id range; returns its counts and timings.
+
+    `writer(write)`, when given, runs the staging `write()` itself (`scoring_run_execute`: in a
+    second thread, overlapping the next shard); the returned dict is completed by it."""
     from predictions.ml.labels import eligible_contacts
 
     run = ScoringRun.objects.select_related("model_version").get(pk=run_id)
@@ -136,14 +138,57 @@ def scoring_shard_run(*, run_id: int, first_contact: int, last_contact: int) -> 
     read = time.perf_counter()
     if len(frame) == 0:
         return {"eligible": 0, "scored": 0}
-    eligible = eligible_contacts(frame, cutoff, version.lookback_seconds)
-    result = scorer.score(frame, cutoff=cutoff, contacts=eligible)
+    samples = scorer.samples(frame, cutoff, eligible_contacts(frame, cutoff, version.lookback_seconds))
+    raw, building, network = _raw_scores(scorer, frame, samples)
+    probabilities = scorer.calibrator(raw)
     predicted = time.perf_counter()
-    staged = _stage(run, first_contact, last_contact, result.contacts, result.probabilities, result.raw_scores)
-    written = time.perf_counter()
-    return {"eligible": int(len(eligible)), "scored": staged, "events": int(len(frame)),
-            "seconds": {"load": loaded - started, "read": read - loaded, "predict": predicted - read,
-                        "write": written - predicted}}
+    result = {"eligible": int(len(samples)), "scored": int(len(samples)), "events": int(len(frame)),
+              "seconds": {"load": loaded - started, "read": read - loaded, "predict": predicted - read,
+                          "features": building, "network": network}}
+
+    def write() -> None:
+        t0 = time.perf_counter()
+        result["scored"] = _stage(run, first_contact, last_contact, samples.contacts, probabilities, raw)
+        result["seconds"]["write"] = time.perf_counter() - t0
+
+    if writer is None:
+        write()
+    else:
+        writer(write)
+    return result
+
+
+def _raw_scores(scorer, frame, samples, batch: int = 8192) -> tuple[np.ndarray, float, float]:
+    """The served candidate's raw scores of `samples`, features built a batch at a time (the frame is
+    encoded once) in a second thread while the model scores the batch before: numpy and TensorFlow
+    release the GIL, so the features cost little beside the network. Returns the scores with the
+    seconds spent building features and waiting for the model."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from predictions.ml.labels import Samples
+
+    def build(start: int):
+        t0 = time.perf_counter()
+        part = Samples(samples.contacts[start : start + batch], samples.cutoffs[start : start + batch],
+                       samples.labels[start : start + batch])
+        return scorer.inputs(frame, part), time.perf_counter() - t0
+
+    parts, building, network = [], 0.0, 0.0
+    starts = list(range(0, len(samples), batch))
+    if not starts:
+        return np.zeros(0), building, network
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="features") as pool:
+        pending = pool.submit(build, starts[0])
+        for index in range(len(starts)):
+            inputs, seconds = pending.result()
+            building += seconds
+            if index + 1 < len(starts):
+                pending = pool.submit(build, starts[index + 1])
+            t0 = time.perf_counter()
+            parts.append(scorer.raw_scores(inputs))
+            network += time.perf_counter() - t0
+            del inputs
+    return np.concatenate(parts), building, network
 
 
 def _stage(run: ScoringRun, first: int, last: int, contacts, probabilities, raw) -> int:
@@ -165,21 +210,19 @@ def _stage(run: ScoringRun, first: int, last: int, contacts, probabilities, raw)
 
 
 def _copy_rows(run: ScoringRun, contacts, probabilities, raw, now) -> None:
-    """PostgreSQL: the staged rows through one COPY (text formatted by numpy, no ORM objects)."""
-    columns = ("workspace_id", "model_version_id", "contact_id", "target", "scoring_run_id", "is_current",
-               "probability", "raw_score", "as_of", "scored_at", "factors")
-    constant = "\t".join([str(run.workspace_id), str(run.model_version_id)])
-    tail = "\t".join([run.target, str(run.pk), "f"])
-    stamps = f"{run.as_of.isoformat()}\t{now.isoformat()}\t[]"
-    lines = [f"{constant}\t{c}\t{tail}\t{p!r}\t{r!r}\t{stamps}\n"
-             for c, p, r in zip(contacts.tolist(), probabilities.tolist(), raw.tolist(), strict=True)]
+    """PostgreSQL: the staged rows through one binary COPY built by numpy (no Python step per row)."""
+    from predictions.scoring_copy import COLUMNS, staged_rows_copy
+
+    stream = staged_rows_copy(
+        workspace_id=run.workspace_id, model_version_id=run.model_version_id, scoring_run_id=run.pk,
+        target=run.target, as_of=run.as_of, scored_at=now, contacts=np.asarray(contacts, np.int64),
+        probabilities=np.asarray(probabilities, np.float64), raw_scores=np.asarray(raw, np.float64),
+    )
     table = ContactScore._meta.db_table
     with connection.cursor() as cursor, cursor.cursor.copy(
-        f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+        f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN (FORMAT binary)"
     ) as copy:
-        buffer = io.StringIO()
-        buffer.writelines(lines)
-        copy.write(buffer.getvalue())
+        copy.write(stream)
 
 
 def scoring_run_finish(*, run_id: int, shard_results: list[dict]) -> ScoringRun:
@@ -211,29 +254,33 @@ def _switch(run: ScoringRun, shard_results: list[dict]) -> dict:
         locked = ScoringRun.objects.select_for_update().get(pk=run_id)
         if locked.status != ScoringRun.Status.RUNNING:
             return dict(locked.counts)
-        with connection.cursor() as cursor:
-            # Ranked by the raw score, ties (rare with float scores) by contact id: a top-N list
-            # never depends on which of several equal probabilities sorts first.
-            cursor.execute(
-                f"UPDATE {table} SET percentile = ranked.p FROM ("
-                f" SELECT id, 100.0 * cume_dist() OVER (ORDER BY raw_score, contact_id) AS p"
-                f" FROM {table} WHERE scoring_run_id = %s) ranked WHERE {table}.id = ranked.id",
-                [run_id],
-            )
         current = ContactScore.objects.filter(workspace_id=run.workspace_id, target=run.target, is_current=True)
         # a real-time rescoring with this model after the run started is fresher than the run: kept
         fresher = current.filter(scoring_run__isnull=True, model_version_id=run.model_version_id,
                                  scored_at__gte=run.started_at)
         current.exclude(pk__in=fresher.values("pk")).delete()
-        ContactScore.objects.filter(scoring_run=run, contact_id__in=fresher.values("contact_id")).delete()
-        flipped = ContactScore.objects.filter(scoring_run=run).update(is_current=True)
+        with connection.cursor() as cursor:
+            # One pass writes each staged row once: its percentile, and current unless a fresher
+            # real-time score of the contact stays (that staged row is then dropped just below).
+            # Ranked by the raw score, ties (rare with float scores) by contact id: a top-N list
+            # never depends on which of several equal probabilities sorts first.
+            cursor.execute(
+                f"UPDATE {table} SET percentile = ranked.p, is_current = {table}.contact_id NOT IN ("
+                f" SELECT f.contact_id FROM {table} f WHERE f.workspace_id = %s AND f.target = %s"
+                f" AND f.is_current AND f.scoring_run_id IS NULL AND f.model_version_id = %s"
+                f" AND f.scored_at >= %s) FROM ("
+                f" SELECT id, 100.0 * cume_dist() OVER (ORDER BY raw_score, contact_id) AS p"
+                f" FROM {table} WHERE scoring_run_id = %s) ranked WHERE {table}.id = ranked.id",
+                [run.workspace_id, run.target, run.model_version_id, run.started_at, run_id],
+            )
+        ContactScore.objects.filter(scoring_run=run, is_current=False).delete()
+        raw = np.sort(np.fromiter(ContactScore.objects.filter(scoring_run=run).values_list("raw_score", flat=True),
+                                  dtype=np.float64))
         counts = dict(locked.counts)
         for key in ("eligible", "scored", "events"):
             counts[key] = sum(int(r.get(key, 0)) for r in shard_results if isinstance(r, dict))
-        counts["current"] = flipped
+        counts["current"] = len(raw)
         counts["shards_done"] = len(shard_results)
-        raw = np.sort(np.fromiter(ContactScore.objects.filter(scoring_run=run).values_list("raw_score", flat=True),
-                                  dtype=np.float64))
         quantiles = np.quantile(raw, np.linspace(0, 1, 1001)).tolist() if len(raw) else []
         timings = {"shards": [r.get("seconds") for r in shard_results if isinstance(r, dict) and r.get("seconds")],
                    "plan": locked.timings.get("plan"), "finish": time.perf_counter() - started}
@@ -265,14 +312,41 @@ def scoring_run_execute(*, run_id: int) -> ScoringRun:
     bounds = scoring_run_plan(run_id=run_id)
     if bounds is None:
         return ScoringRun.objects.get(pk=run_id)
-    results = [scoring_shard_safe(run_id=run_id, first_contact=lo, last_contact=hi) for lo, hi in bounds]
+    if connection.vendor != "postgresql" or connection.in_atomic_block or len(bounds) == 1:
+        results = [scoring_shard_safe(run_id=run_id, first_contact=lo, last_contact=hi) for lo, hi in bounds]
+    else:
+        results = _shards_overlapped(run_id, bounds)
     return scoring_run_finish(run_id=run_id, shard_results=results)
 
 
-def scoring_shard_safe(*, run_id: int, first_contact: int, last_contact: int) -> dict:
+def _shards_overlapped(run_id: int, bounds: list[tuple[int, int]]) -> list[dict]:
+    """Shard after shard, each one's staging COPY in a second thread (its own connection) while the
+    next one reads and predicts: the database's work overlaps this process's. Only outside a
+    transaction (a thread's connection sees committed rows only) on PostgreSQL."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pending = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="staging") as pool:
+        def writer(write) -> None:
+            def staged() -> None:
+                try:
+                    write()
+                finally:
+                    connection.close()  # this thread's connection
+            pending.append(pool.submit(staged))
+
+        results = [scoring_shard_safe(run_id=run_id, first_contact=lo, last_contact=hi, writer=writer)
+                   for lo, hi in bounds]
+        for future in pending:
+            future.result()  # a failed COPY fails here, as it would inline
+    return results
+
+
+def scoring_shard_safe(*, run_id: int, first_contact: int, last_contact: int, writer=None) -> dict:
     """A shard whose known failures (no artifact, unreadable model) become the run's error, not a crash."""
     try:
-        return scoring_shard_run(run_id=run_id, first_contact=first_contact, last_contact=last_contact)
+        return scoring_shard_run(run_id=run_id, first_contact=first_contact, last_contact=last_contact,
+                                 writer=writer)
     except (PredictionError, ArtifactError) as exc:
         return {"error": str(exc)}
 

@@ -21,6 +21,7 @@ A reader that cannot catch up (database unreachable, lock held too long) raises
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass, field
@@ -75,6 +76,13 @@ class WorkspaceColumns:
     def version(self) -> str:
         """What has been read, as a key for results caches: `<log epoch>.<log sequence number>`."""
         return f"{self.epoch}.{self.seq}"
+
+    def contacts_between(self, first: int, last: int) -> WorkspaceColumns:
+        """The events of Contact ids first..last (inclusive): slices (views) of the sorted arrays, so a
+        scoring shard reads only its contacts' pages of a mapped snapshot."""
+        lo = int(np.searchsorted(self.contact, first, side="left"))
+        hi = int(np.searchsorted(self.contact, last, side="right"))
+        return dataclasses.replace(self, **{k: getattr(self, k)[lo:hi] for k in _KEYS})
 
     def name_codes(self, wanted: list[str]) -> np.ndarray:
         """Codes of the given event names (names never seen are left out)."""

@@ -30,7 +30,7 @@ class EventFrame:
     campaign: np.ndarray
     channel: np.ndarray
     value: np.ndarray
-    _groups: dict = field(default_factory=dict, repr=False, compare=False)
+    _groups: dict = field(default_factory=dict, repr=False, compare=False)  # caches: groups, factorizations
 
     def __post_init__(self) -> None:
         n = len(self.contact)
@@ -112,9 +112,22 @@ class EventFrame:
             raise ValueError("the frame has no events")
         return int(self.ts.max()) + 1
 
+    def factorized(self, column: str) -> tuple[np.ndarray, np.ndarray]:
+        """(codes, distinct values) of a string column, values[codes] equal to the column; cached. A frame
+        made from coded columns is given them (`with_factorized`) instead of hashing every row."""
+        key = f"factorized:{column}"
+        if key not in self._groups:
+            self._groups[key] = _factorize(getattr(self, column))
+        return self._groups[key]
+
+    def with_factorized(self, column: str, codes: np.ndarray, values: np.ndarray) -> EventFrame:
+        """Record the factorization of a string column (values[codes] must equal it); returns the frame."""
+        self._groups[f"factorized:{column}"] = (np.asarray(codes), np.asarray(values, dtype=object))
+        return self
+
     def groups(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(unique contact ids, start row, end row (exclusive), dense contact index per row); cached."""
-        if not self._groups:
+        if "value" not in self._groups:
             if len(self) == 0:
                 empty = np.zeros(0, dtype=np.int64)
                 self._groups["value"] = (empty, empty, empty, empty)
@@ -125,6 +138,13 @@ class EventFrame:
                 index = np.repeat(np.arange(len(starts), dtype=np.int64), ends - starts)
                 self._groups["value"] = (self.contact[starts], starts, ends, index)
         return self._groups["value"]
+
+
+def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    import pandas as pd
+
+    codes, uniques = pd.factorize(values)
+    return codes, np.asarray(uniques, dtype=object)
 
 
 def _str_column(values: Sequence | None, n: int) -> np.ndarray:

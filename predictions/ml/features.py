@@ -7,6 +7,7 @@ the newest event is the last step, plus recency/frequency/monetary aggregates as
 from __future__ import annotations
 
 import json
+import weakref
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,15 @@ _UNLOGGED_AGGREGATES = ("has_purchased",)
 _FORMAT_VERSION = 1
 _CHUNK = 20_000
 _VALUE_SCALE = 10_000  # values summed as fixed-point integers with 4 decimals
+_AGE_COLUMN = NUMERIC_FEATURES.index("log_age_at_cutoff")  # the one step feature that depends on the cut-off
+# hour / weekday encodings by table: the same expressions as on every row, evaluated once per value
+_HOURS, _WEEKDAYS = np.arange(24), np.arange(7)
+_CYCLES = (
+    (np.sin(2 * np.pi * _HOURS / 24) + 1) / 2,
+    (np.cos(2 * np.pi * _HOURS / 24) + 1) / 2,
+    (np.sin(2 * np.pi * _WEEKDAYS / 7) + 1) / 2,
+    (np.cos(2 * np.pi * _WEEKDAYS / 7) + 1) / 2,
+)
 
 
 @dataclass
@@ -88,10 +98,11 @@ def stable_bucket(values: np.ndarray, buckets: int) -> np.ndarray:
     if len(values) == 0:
         return np.zeros(0, np.int32)
     codes, uniques = pd.factorize(values)
-    ids = np.array(
-        [OOV if str(u) == "" else 2 + zlib.crc32(str(u).encode()) % buckets for u in uniques], np.int32
-    )
-    return ids[codes]
+    return _bucket_ids(uniques, buckets)[codes]
+
+
+def _bucket_ids(uniques, buckets: int) -> np.ndarray:
+    return np.array([OOV if str(u) == "" else 2 + zlib.crc32(str(u).encode()) % buckets for u in uniques], np.int32)
 
 
 class Preprocessor:
@@ -117,6 +128,12 @@ class Preprocessor:
         self.aggregate_min = np.zeros(len(AGGREGATE_FEATURES), np.float32)
         self.aggregate_max = np.ones(len(AGGREGATE_FEATURES), np.float32)
         self.fitted = False
+        self._encoded: tuple[weakref.ref, _EncodedFrame] | None = None
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_encoded"] = None  # a cache holding a weak reference: not part of the fitted state
+        return state
 
     # sizes the model builder needs
     @property
@@ -146,6 +163,7 @@ class Preprocessor:
         order = np.lexsort((names, -counts))  # most frequent first, ties by name: deterministic
         self.vocabulary = [str(n) for n in names[order][: self.max_vocab]]
         self._name_index = {n: i + 2 for i, n in enumerate(self.vocabulary)}
+        self._encoded = None  # encoded with the previous vocabulary
         self.fitted = True  # lets the raw pass below run to collect the statistics
         encoded = self._encode_frame(frame)
         numeric_min = np.full(len(NUMERIC_FEATURES), np.inf, np.float32)
@@ -170,14 +188,34 @@ class Preprocessor:
         """Features for each sample, using only events strictly before its cut-off."""
         if not self.fitted:
             raise RuntimeError("Preprocessor.transform called before fit/load")
+        encoded = self._encoded_for(frame)
+        if len(samples) <= _CHUNK:
+            return self._transform_chunk(frame, encoded, samples)
+        out: dict[str, np.ndarray] = {}
+        for start in range(0, len(samples), _CHUNK):
+            part = self._transform_chunk(frame, encoded, _slice_samples(samples, start, start + _CHUNK))
+            for key, array in part.__dict__.items():
+                if key not in out:  # filled chunk by chunk: no list of parts to concatenate
+                    out[key] = np.empty((len(samples), *array.shape[1:]), array.dtype)
+                out[key][start : start + len(array)] = array
+        return FeatureBatch(**out)
+
+    def _encoded_for(self, frame: EventFrame) -> _EncodedFrame:
+        """The frame's encoding, kept while the frame lives: a scorer transforming one frame's samples
+        in batches encodes its events once, not once per batch."""
+        cached = self._encoded
+        if cached is not None and cached[0]() is frame:
+            return cached[1]
         encoded = self._encode_frame(frame)
-        parts = [
-            self._transform_chunk(frame, encoded, _slice_samples(samples, s, s + _CHUNK))
-            for s in range(0, max(len(samples), 1), _CHUNK)
-        ]
-        if len(parts) == 1:
-            return parts[0]
-        return FeatureBatch(**{k: np.concatenate([getattr(p, k) for p in parts]) for k in parts[0].__dict__})
+        owner = weakref.ref(self)  # the callback must not keep the preprocessor alive
+
+        def forget(ref) -> None:  # the frame is gone: so is its encoding
+            preprocessor = owner()
+            if preprocessor is not None and preprocessor._encoded is not None and preprocessor._encoded[0] is ref:
+                preprocessor._encoded = None
+
+        self._encoded = (weakref.ref(frame, forget), encoded)
+        return encoded
 
     def _transform_chunk(self, frame: EventFrame, encoded: _EncodedFrame, samples: Samples) -> FeatureBatch:
         numeric, categorical, raw_aggregates, rows = self._raw_arrays(frame, encoded, samples)
@@ -207,13 +245,14 @@ class Preprocessor:
         if n > 1:
             same = frame.contact[1:] == frame.contact[:-1]
             previous_gap[1:] = np.where(same, frame.ts[1:] - frame.ts[:-1], -1)
-        stage_ids = _lookup(frame.stage, {s: i + 2 for i, s in enumerate(STAGES)})
+        stage_ids = _lookup(frame, "stage", {s: i + 2 for i, s in enumerate(STAGES)})
         purchase_row = np.where(frame.is_purchase, np.arange(n), -1)
         return _EncodedFrame(
-            name=_lookup(frame.name, self._name_index),
+            row_numeric=_row_numeric(frame, previous_gap),
+            name=_lookup(frame, "name", self._name_index),
             stage=stage_ids,
-            campaign=stable_bucket(frame.campaign, self.campaign_buckets),
-            channel=stable_bucket(frame.channel, self.channel_buckets),
+            campaign=_per_value(frame, "campaign", lambda values: _bucket_ids(values, self.campaign_buckets)),
+            channel=_per_value(frame, "channel", lambda values: _bucket_ids(values, self.channel_buckets)),
             previous_gap=previous_gap,
             running_purchases=_running(frame.is_purchase),
             # Fixed-point integers keep window sums exact, so events of other rows (later ones
@@ -250,22 +289,9 @@ class Preprocessor:
         def take(column: np.ndarray) -> np.ndarray:
             return column[safe] if len(frame) else np.zeros(safe.shape, column.dtype)
 
-        ts = take(frame.ts)
-        gap = take(encoded.previous_gap)
-        value = take(frame.value) if len(frame) else np.full(safe.shape, np.nan)
-        hour = (ts // 3600) % 24
-        weekday = (ts // 86400 + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
-        numeric = np.empty((*rows.shape, len(NUMERIC_FEATURES)), np.float32)
-        numeric[..., 0] = 1.0
-        numeric[..., 1] = np.log1p(np.maximum(gap, 0))
-        numeric[..., 2] = gap < 0
-        numeric[..., 3] = np.log1p(np.maximum(samples.cutoffs[:, None] - ts, 0))
-        numeric[..., 4] = np.log1p(np.maximum(np.nan_to_num(value), 0))
-        numeric[..., 5] = ~np.isnan(value)
-        numeric[..., 6] = (np.sin(2 * np.pi * hour / 24) + 1) / 2
-        numeric[..., 7] = (np.cos(2 * np.pi * hour / 24) + 1) / 2
-        numeric[..., 8] = (np.sin(2 * np.pi * weekday / 7) + 1) / 2
-        numeric[..., 9] = (np.cos(2 * np.pi * weekday / 7) + 1) / 2
+        numeric = (encoded.row_numeric[safe] if len(frame)  # (S, N, features): the row's own step features
+                   else np.zeros((*safe.shape, len(NUMERIC_FEATURES)), np.float32))
+        numeric[..., _AGE_COLUMN] = np.log1p(np.maximum(samples.cutoffs[:, None] - take(frame.ts), 0))
         numeric[~real] = 0.0
         categorical = [
             np.where(real, take(column), PAD).astype(np.int32)
@@ -340,6 +366,7 @@ class Preprocessor:
 class _EncodedFrame:
     """Row-aligned encodings of one frame (see Preprocessor._encode_frame)."""
 
+    row_numeric: np.ndarray  # float32 (rows, len(NUMERIC_FEATURES)), unscaled; the age column is 0
     name: np.ndarray
     stage: np.ndarray
     campaign: np.ndarray
@@ -351,18 +378,40 @@ class _EncodedFrame:
     last_purchase_row: np.ndarray
 
 
+def _row_numeric(frame: EventFrame, previous_gap: np.ndarray) -> np.ndarray:
+    """The unscaled step features of each event row that depend on the row alone (every one but the
+    age at the cut-off), computed once per frame and gathered per sample."""
+    out = np.zeros((len(frame), len(NUMERIC_FEATURES)), np.float32)
+    if len(frame) == 0:
+        return out
+    hour = (frame.ts // 3600) % 24
+    weekday = (frame.ts // 86400 + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+    out[:, 0] = 1.0
+    out[:, 1] = np.log1p(np.maximum(previous_gap, 0))
+    out[:, 2] = previous_gap < 0
+    out[:, 4] = np.log1p(np.maximum(np.nan_to_num(frame.value), 0))
+    out[:, 5] = ~np.isnan(frame.value)
+    for column, (table, index) in enumerate(zip(_CYCLES, (hour, hour, weekday, weekday), strict=True), start=6):
+        out[:, column] = table[index]
+    return out
+
+
 def _running(column: np.ndarray) -> np.ndarray:
     """Integer cumulative sum with a leading zero, so sum(rows lo..hi-1) = running[hi] - running[lo]."""
     return np.concatenate(([0], np.cumsum(column, dtype=np.int64)))
 
 
-def _lookup(values: np.ndarray, table: dict[str, int]) -> np.ndarray:
-    """Map strings to ids through ``table`` (OOV when absent), hashing each distinct value once."""
-    if len(values) == 0:
+def _lookup(frame: EventFrame, column: str, table: dict[str, int]) -> np.ndarray:
+    """Map a string column to ids through ``table`` (OOV when absent), looking each distinct value up once."""
+    return _per_value(frame, column, lambda values: np.array([table.get(str(u), OOV) for u in values], np.int32))
+
+
+def _per_value(frame: EventFrame, column: str, ids_of) -> np.ndarray:
+    """Per row, ``ids_of(distinct values)`` gathered by the column's factorization (`EventFrame.factorized`)."""
+    if len(frame) == 0:
         return np.zeros(0, np.int32)
-    codes, uniques = pd.factorize(values)
-    ids = np.array([table.get(str(u), OOV) for u in uniques], dtype=np.int32)
-    return ids[codes]
+    codes, values = frame.factorized(column)
+    return ids_of(values)[codes]
 
 
 def _slice_samples(samples: Samples, start: int, stop: int) -> Samples:

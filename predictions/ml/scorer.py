@@ -20,6 +20,17 @@ from .inputs import build_inputs, load_inputs
 from .labels import Samples, eligible_contacts
 
 NETWORKS = ("lstm", "gru", "rnn")
+_POOLS: list = []
+
+
+def _thread_pools():
+    """The process's native thread pools, found once: a `threadpool_limits` per call scans every loaded
+    library again (0.1 s per batch of a scoring shard, profiled)."""
+    if not _POOLS:
+        from threadpoolctl import ThreadpoolController
+
+        _POOLS.append(ThreadpoolController())
+    return _POOLS[0]
 
 
 @dataclass
@@ -121,7 +132,7 @@ class Scorer:
         """The served candidate's uncalibrated scores (native pools single-threaded, see train_model)."""
         if not len(inputs):
             return np.zeros(0)
-        with _threadpools().limit(limits=1):
+        with _thread_pools().limit(limits=1):
             return self.candidate.score(inputs)
 
     def score(self, frame: EventFrame, *, cutoff: int | None = None, contacts=None,
@@ -140,16 +151,3 @@ class Scorer:
         raw = np.concatenate(parts) if parts else np.zeros(0)
         return ScoreResult(samples.contacts, self.calibrator(raw), cutoff, self.threshold, raw)
 
-
-_CONTROLLER = None
-
-
-def _threadpools():
-    """The process's threadpool controller, built once: building one inspects every loaded library
-    (milliseconds; it was a third of an inline prediction)."""
-    global _CONTROLLER
-    if _CONTROLLER is None:
-        from threadpoolctl import ThreadpoolController
-
-        _CONTROLLER = ThreadpoolController()
-    return _CONTROLLER
