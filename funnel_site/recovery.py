@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -48,6 +49,9 @@ class Recoverable:
     recover: str = ""  # dotted path of recover(*, pk, runner, reason) -> bool
     runner_field: str = "runner"
     heartbeat_field: str = "heartbeat_at"
+    # rule 3's silence for this kind (None: FUNNEL_RUNNER_STALE_SECONDS); longer for a job that may
+    # wait in a queue between its parts with nobody beating for it (a scoring run's shards)
+    stale_seconds: int | None = None
 
 
 _REGISTRY: dict[str, Recoverable] = {}
@@ -82,7 +86,8 @@ def _process_gone(pid: int) -> bool:
         return False
 
 
-def runner_dead_reason(*, runner: str, heartbeat_at: datetime | None, now: datetime) -> str | None:
+def runner_dead_reason(*, runner: str, heartbeat_at: datetime | None, now: datetime,
+                       stale_seconds: int | None = None) -> str | None:
     """Why the job's runner is dead, or None while it may be alive."""
     from funnel_site.workers import host_has_live_worker
 
@@ -92,7 +97,7 @@ def runner_dead_reason(*, runner: str, heartbeat_at: datetime | None, now: datet
         return f"its worker process {runner} is gone"
     if host and silent > RECENT_SECONDS and host_has_live_worker(host) is False:
         return f"no worker of host {host} is alive (silent for {silent:.0f}s)"
-    stale = settings.FUNNEL_RUNNER_STALE_SECONDS
+    stale = stale_seconds or settings.FUNNEL_RUNNER_STALE_SECONDS
     if silent > stale:
         return f"no heartbeat from {runner or 'its worker'} for over {stale}s"
     return None
@@ -108,10 +113,62 @@ def stranded_work_recover() -> dict[str, int]:
         recover = import_string(kind.recover)
         count = 0
         for pk, runner, heartbeat_at in rows:
-            reason = runner_dead_reason(runner=runner, heartbeat_at=heartbeat_at, now=now)
+            reason = runner_dead_reason(runner=runner, heartbeat_at=heartbeat_at, now=now,
+                                        stale_seconds=kind.stale_seconds)
             if reason and recover(pk=pk, runner=runner, reason=reason):
                 log.warning("stranded_work_recovered", kind=kind.name, pk=pk, runner=runner, reason=reason)
                 count += 1
         done[kind.name] = count
     return done
 
+
+
+class RowHeartbeat:
+    """Context manager: while a job's part runs in this process, its row records this process as runner
+    and a fresh heartbeat every ``every`` seconds (a thread with its own connection), as long as the
+    row matches ``alive`` (e.g. still running). ``lost`` is set when it no longer does.
+
+    ``sticky``: the runner is written only while the row has none (a job of several parts in several
+    processes keeps the process that started it; every part still refreshes the heartbeat)."""
+
+    def __init__(self, model, pk: int, *, alive: dict, every: float = 5.0, runner_field: str = "runner",
+                 heartbeat_field: str = "heartbeat_at", sticky: bool = False) -> None:
+        self.model, self.pk, self.alive, self.every, self.sticky = model, pk, alive, every, sticky
+        self.fields = (runner_field, heartbeat_field)
+        self.runner = runner_id()
+        self.lost = threading.Event()
+        self._halt = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{model.__name__}-{pk}", daemon=True)
+
+    def beat(self) -> bool:
+        runner_field, heartbeat_field = self.fields
+        rows = self.model.objects.filter(pk=self.pk, **self.alive)
+        if self.sticky:
+            rows.filter(**{runner_field: ""}).update(**{runner_field: self.runner})
+            updated = rows.update(**{heartbeat_field: timezone.now()})
+        else:
+            updated = rows.update(**{runner_field: self.runner, heartbeat_field: timezone.now()})
+        if not updated:
+            self.lost.set()
+        return bool(updated)
+
+    def _run(self) -> None:
+        from django.db import connection
+
+        try:
+            while not self._halt.wait(self.every):
+                try:
+                    self.beat()
+                except Exception:  # noqa: BLE001 - a missed beat is not a failed job
+                    log.warning("row_heartbeat_failed", model=self.model.__name__, pk=self.pk, exc_info=True)
+        finally:
+            connection.close()  # this thread's own connection
+
+    def __enter__(self) -> RowHeartbeat:
+        self.beat()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._halt.set()
+        self._thread.join(timeout=30)

@@ -10,6 +10,11 @@ class IntegrationsConfig(AppConfig):
         from predictions.signals import segment_membership_changed
 
         segment_membership_changed.connect(segment_changed, dispatch_uid="integrations-segment-changed")
+        from funnel_site.recovery import Recoverable, recoverable_register
+
+        # a sync run left running by a dead worker is resumed from its outbox (integrations/recovery.py)
+        recoverable_register(Recoverable(name="sync_run", model="integrations.SyncRun", running={"status": "running"},
+                                         recover="integrations.recovery.sync_run_recover"))
 
 
 def segment_changed(sender, *, segment_id: int, workspace_id: int, entered: int = 0, exited: int = 0, **kwargs) -> None:

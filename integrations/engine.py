@@ -123,6 +123,13 @@ def sync_run_execute(*, run_id: int) -> SyncRun:
     run = _claim(run_id)
     if run is None:
         return SyncRun.objects.get(pk=run_id)
+    from integrations.recovery import sync_run_heartbeat
+
+    with sync_run_heartbeat(run.pk):  # a run whose worker dies is handed back (integrations/recovery.py)
+        return _deliver(run)
+
+
+def _deliver(run: SyncRun) -> SyncRun:
     destination = run.sync.destination
     try:
         adapter = adapter_for(destination)

@@ -22,6 +22,12 @@ class PredictionsConfig(AppConfig):
         recoverable_register(Recoverable(name="training", model="predictions.ModelVersion",
                                          running={"status": "running"},
                                          recover="predictions.services.model_version_recover"))
+        from predictions.recovery import SCORING_STALE_SECONDS
+
+        # a scoring run left running by a dead worker is failed and tried again as a new run
+        recoverable_register(Recoverable(name="scoring_run", model="predictions.ScoringRun",
+                                         running={"status": "running"}, stale_seconds=SCORING_STALE_SECONDS,
+                                         recover="predictions.recovery.scoring_run_recover"))
         from funnel_site.events.signals import events_ingested
 
         events_ingested.connect(_events_ingested, dispatch_uid="predictions-rescore-on-events")

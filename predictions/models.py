@@ -145,6 +145,11 @@ class ScoringRun(models.Model):
     # from them in memory instead of counting rows
     raw_quantiles = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)
+    # the process running a part of the run (plan, a shard, the finish) and its heartbeat: a run
+    # stranded by a dead worker is failed and tried again as a new run (funnel_site/recovery.py)
+    runner = models.CharField(max_length=200, blank=True, help_text="host:pid of the worker running a part of it")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempt = models.PositiveSmallIntegerField(default=1, help_text="1, or the retry's number after a dead worker")
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -195,6 +195,8 @@ def _stage(run: ScoringRun, first: int, last: int, contacts, probabilities, raw)
     """Replace the run's staged rows of an id range (idempotent for a redelivered shard)."""
     now = timezone.now()
     with transaction.atomic():
+        if not _still_running(run.pk):
+            return 0  # failed meanwhile (a dead worker's run, tried again as a new one): nothing staged
         ContactScore.objects.filter(scoring_run=run, contact_id__gte=first, contact_id__lte=last).delete()
         if connection.vendor == "postgresql":
             _copy_rows(run, contacts, probabilities, raw, now)
@@ -207,6 +209,18 @@ def _stage(run: ScoringRun, first: int, last: int, contacts, probabilities, raw)
                 batch_size=2000,
             )
     return int(len(contacts))
+
+
+def _still_running(run_id: int) -> bool:
+    """Whether the run is running, read under a share lock of its row until the caller's transaction
+    ends: shards stage side by side, and scoring_run_fail (FOR UPDATE) waits for them, then deletes
+    their rows, or goes first and they stage nothing (predictions/recovery.py)."""
+    if connection.vendor != "postgresql":
+        return ScoringRun.objects.filter(pk=run_id, status=ScoringRun.Status.RUNNING).exists()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT status FROM {ScoringRun._meta.db_table} WHERE id = %s FOR SHARE", [run_id])
+        row = cursor.fetchone()
+    return row is not None and row[0] == ScoringRun.Status.RUNNING
 
 
 def _copy_rows(run: ScoringRun, contacts, probabilities, raw, now) -> None:
@@ -309,14 +323,17 @@ def scoring_run_fail(*, run_id: int, reason: str) -> ScoringRun:
 
 def scoring_run_execute(*, run_id: int) -> ScoringRun:
     """Run a whole scoring run in this process, shard after shard (the CLI; one-shard runs)."""
-    bounds = scoring_run_plan(run_id=run_id)
-    if bounds is None:
-        return ScoringRun.objects.get(pk=run_id)
-    if connection.vendor != "postgresql" or connection.in_atomic_block or len(bounds) == 1:
-        results = [scoring_shard_safe(run_id=run_id, first_contact=lo, last_contact=hi) for lo, hi in bounds]
-    else:
-        results = _shards_overlapped(run_id, bounds)
-    return scoring_run_finish(run_id=run_id, shard_results=results)
+    from predictions.recovery import scoring_run_heartbeat
+
+    with scoring_run_heartbeat(run_id):  # a run whose process dies is tried again (predictions/recovery.py)
+        bounds = scoring_run_plan(run_id=run_id)
+        if bounds is None:
+            return ScoringRun.objects.get(pk=run_id)
+        if connection.vendor != "postgresql" or connection.in_atomic_block or len(bounds) == 1:
+            results = [scoring_shard_safe(run_id=run_id, first_contact=lo, last_contact=hi) for lo, hi in bounds]
+        else:
+            results = _shards_overlapped(run_id, bounds)
+        return scoring_run_finish(run_id=run_id, shard_results=results)
 
 
 def _shards_overlapped(run_id: int, bounds: list[tuple[int, int]]) -> list[dict]:

@@ -97,15 +97,17 @@ def score_model_version(version_id: int) -> int:
 @shared_task(name="predictions.tasks.scoring_run_start", acks_late=True, reject_on_worker_lost=True)
 def scoring_run_start(run_id: int) -> dict:
     """Plan a run and fan its shards out as a chord on `scoring` (one shard: scored right here)."""
+    from predictions.recovery import scoring_run_heartbeat
     from predictions.scoring import scoring_run_finish, scoring_run_plan, scoring_shard_safe
 
-    bounds = scoring_run_plan(run_id=run_id)
-    if bounds is None:
-        return {"run": run_id, "started": False}
-    if len(bounds) <= 1:
-        results = [scoring_shard_safe(run_id=run_id, first_contact=lo, last_contact=hi) for lo, hi in bounds]
-        run = scoring_run_finish(run_id=run_id, shard_results=results)
-        return {"run": run_id, "status": run.status, "shards": len(bounds)}
+    with scoring_run_heartbeat(run_id):
+        bounds = scoring_run_plan(run_id=run_id)
+        if bounds is None:
+            return {"run": run_id, "started": False}
+        if len(bounds) <= 1:
+            results = [scoring_shard_safe(run_id=run_id, first_contact=lo, last_contact=hi) for lo, hi in bounds]
+            run = scoring_run_finish(run_id=run_id, shard_results=results)
+            return {"run": run_id, "status": run.status, "shards": len(bounds)}
     chord(score_shard.s(run_id, lo, hi) for lo, hi in bounds)(score_finish.s(run_id))
     return {"run": run_id, "shards": len(bounds)}
 
@@ -113,10 +115,12 @@ def scoring_run_start(run_id: int) -> dict:
 @shared_task(name="predictions.tasks.score_shard", acks_late=True, reject_on_worker_lost=True)
 def score_shard(run_id: int, first_contact: int, last_contact: int) -> dict:
     """Score and stage one contact-id range of a run (idempotent: a redelivery replaces its rows)."""
+    from predictions.recovery import scoring_run_heartbeat
     from predictions.scoring import scoring_shard_safe
 
     try:
-        return scoring_shard_safe(run_id=run_id, first_contact=first_contact, last_contact=last_contact)
+        with scoring_run_heartbeat(run_id):
+            return scoring_shard_safe(run_id=run_id, first_contact=first_contact, last_contact=last_contact)
     except Exception as exc:  # noqa: BLE001 - any failure fails the run (named), the chord still ends
         return {"error": f"shard {first_contact}-{last_contact}: {type(exc).__name__}: {exc}"}
 
@@ -124,9 +128,11 @@ def score_shard(run_id: int, first_contact: int, last_contact: int) -> dict:
 @shared_task(name="predictions.tasks.score_finish", acks_late=True)
 def score_finish(results: list[dict], run_id: int) -> dict:
     """After every shard: percentiles, then the run's scores become current (or the run fails)."""
+    from predictions.recovery import scoring_run_heartbeat
     from predictions.scoring import scoring_run_finish
 
-    run = scoring_run_finish(run_id=run_id, shard_results=results)
+    with scoring_run_heartbeat(run_id):
+        run = scoring_run_finish(run_id=run_id, shard_results=results)
     return {"run": run_id, "status": run.status}
 
 

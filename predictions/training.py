@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import threading
+import uuid
 from pathlib import Path
 
 import structlog
@@ -20,6 +21,7 @@ from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from predictions.frames import unix_to_datetime, workspace_frame
+from predictions.ml.artifacts import move_into_place
 from predictions.ml.errors import ArtifactError, NotEnoughData, TrainingCancelled
 from predictions.models import ModelVersion
 from predictions.services import scoring_queue
@@ -44,6 +46,31 @@ def runner_id() -> str:
 def artifact_dir_for(version: ModelVersion) -> Path:
     """Where a version's artifact lives: MODEL_ARTIFACT_DIR/<workspace id>/<version id>."""
     return Path(settings.MODEL_ARTIFACT_DIR) / str(version.workspace_id) / str(version.pk)
+
+
+def _staging_dir_for(version: ModelVersion) -> Path:
+    """Where one run writes its artifact before the outcome is decided: a hidden folder beside the final one
+    (same file system, so moving it into place is one rename)."""
+    final = artifact_dir_for(version)
+    return final.parent / f".{final.name}.staged-{uuid.uuid4().hex[:8]}"
+
+
+def _artifact_clear(version: ModelVersion, *, leftovers: bool) -> None:
+    """Remove what lies at the version's artifact path; call it with the row locked and not succeeded.
+
+    Only a succeeded row owns an artifact, so anything there is garbage: a folder of an earlier
+    database whose version had the same id (ids restart in a new database, the folder outlives it), or
+    the publish of a worker killed between its rename and its commit. With ``leftovers`` (at a claim:
+    no run of this version is writing any more) the hidden staged and temporary folders of earlier
+    runs go too.
+    """
+    final = artifact_dir_for(version)
+    shutil.rmtree(final, ignore_errors=True)
+    if leftovers and final.parent.is_dir():
+        # ".<id>.staged-x", ".<id>.tmp-x", ".<id>.old-x" and publish's "..<id>.staged-x.tmp-y" inside them
+        for pattern in (f".{final.name}.*", f"..{final.name}.*"):
+            for path in final.parent.glob(pattern):
+                shutil.rmtree(path, ignore_errors=True)
 
 
 def _runner_is_dead(version: ModelVersion) -> bool:
@@ -80,6 +107,7 @@ def _claim(version_id: int) -> ModelVersion | None:
         version.attempts += 1
         version.progress = {"phase": "loading events"}
         version.save(update_fields=["status", "started_at", "heartbeat_at", "runner", "attempts", "progress"])
+        _artifact_clear(version, leftovers=True)
     return version
 
 
@@ -149,6 +177,9 @@ def _train(version: ModelVersion, heartbeat: Heartbeat) -> str:
 
     from predictions.ml.config import TrainConfig
 
+    # the trainer publishes into a staged folder; only _finish_success, holding the row lock and the
+    # decision, moves it to the version's path (a cancel committed first wins: nothing is published)
+    staging = _staging_dir_for(version)
     try:
         cutoff_unix = version.config.get("cutoff_unix")
         frame = workspace_frame(
@@ -158,13 +189,12 @@ def _train(version: ModelVersion, heartbeat: Heartbeat) -> str:
         from predictions.ml.trainer import train_model
 
         config = TrainConfig.from_dict(version.config["train"])
-        directory = artifact_dir_for(version)
-        result = train_model(frame, config, artifact_dir=directory, progress=heartbeat.progress,
+        result = train_model(frame, config, artifact_dir=staging, progress=heartbeat.progress,
                              should_cancel=heartbeat.should_cancel)
         heartbeat.set_phase("checking the artifact")
-        _load_check(directory)
+        _load_check(staging)
         activate = _should_activate(version, result, frame)
-        return _finish_success(version, result, frame, directory, activate, heartbeat)
+        return _finish_success(version, result, frame, staging, activate, heartbeat)
     except NotEnoughData as exc:
         return _finish(version, Status.FAILED, str(exc), counts=exc.counts)
     except TrainingCancelled:
@@ -177,13 +207,16 @@ def _train(version: ModelVersion, heartbeat: Heartbeat) -> str:
     except Exception as exc:  # noqa: BLE001 - the reason is stored for the user; the task must not retry
         log.exception("model_version_training_failed", model=version.pk)
         return _finish(version, Status.FAILED, f"{type(exc).__name__}: {exc}")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # moved into place on success; else never published
 
 
 def _load_check(directory: Path) -> None:
-    """Load the published artifact once, so a model that cannot be served never becomes active."""
-    from predictions.scoring import scorer_load
+    """Load the staged artifact once, so a model that cannot be served never becomes active (not through
+    the per-process cache of scorers: the staged path is gone once the outcome is decided)."""
+    from predictions.ml.scorer import Scorer
 
-    scorer_load(directory)
+    Scorer(directory)
 
 
 def _should_activate(version: ModelVersion, result, frame) -> bool:
@@ -207,13 +240,18 @@ def _should_activate(version: ModelVersion, result, frame) -> bool:
     return ours is not None and (theirs is None or ours > theirs)
 
 
-def _finish_success(version, result, frame, directory: Path, activate: bool, heartbeat: Heartbeat) -> str:
+def _finish_success(version, result, frame, staging: Path, activate: bool, heartbeat: Heartbeat) -> str:
+    """Publish and record success, or lose to a cancel: the check, the rename and the commit happen while
+    holding the row lock, so a cancel committed before it wins and one arriving after finds `succeeded`.
+    If the commit fails after the rename, `_finish` (the caller's handler) removes the published folder."""
+    directory = artifact_dir_for(version)
     with transaction.atomic():
         row = ModelVersion.objects.select_for_update().get(pk=version.pk)
         if row.status != Status.RUNNING or row.runner != version.runner:
-            # cancelled (or failed by the reaper) while finishing: the artifact is not kept
-            shutil.rmtree(directory, ignore_errors=True)
+            # cancelled, failed by the reaper or taken over first: nothing is published
+            _acknowledge(row, version)
             return row.status
+        move_into_place(staging, directory)
         row.status = Status.SUCCEEDED
         row.trained_arch = result.arch
         row.metrics, row.baselines, row.candidates = result.metrics, result.baselines, result.candidates
@@ -244,16 +282,29 @@ def _json(value: dict) -> dict:
     return json.loads(json.dumps(value, default=float))
 
 
+def _acknowledge(row: ModelVersion, version: ModelVersion) -> None:
+    """The row was decided by someone else (a cancel, the reaper) while this process ran it: its path
+    holds no artifact, and `progress.phase` = the row's status says that this run has stopped."""
+    if row.status != Status.SUCCEEDED:
+        _artifact_clear(version, leftovers=False)
+    if row.runner == version.runner and row.status != Status.RUNNING:
+        row.progress = {**row.progress, "phase": row.status}
+        row.save(update_fields=["progress"])
+
+
 def _finish(version: ModelVersion, status: str, reason: str, counts: dict | None = None) -> str:
     """Record a failure or cancellation (unless the row was already moved on by someone else)."""
     with transaction.atomic():
         row = ModelVersion.objects.select_for_update().get(pk=version.pk)
         if row.status == Status.RUNNING and row.runner == version.runner:
+            _artifact_clear(version, leftovers=False)  # a commit that failed after its rename left one
             row.status, row.failure_reason = status, reason
             row.finished_at = timezone.now()
             if counts:
                 row.counts = counts
             row.progress = {**row.progress, "phase": status}
             row.save(update_fields=["status", "failure_reason", "finished_at", "counts", "progress"])
+        else:
+            _acknowledge(row, version)
     log.info("model_version_finished", model=version.pk, status=status, reason=reason)
     return status

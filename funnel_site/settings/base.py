@@ -17,7 +17,8 @@ Environment variables (every one optional):
   Production (README "Production"): FUNNEL_TLS, HSTS_SECONDS, HSTS_INCLUDE_SUBDOMAINS, HSTS_PRELOAD,
   SECURE_SSL_REDIRECT, FUNNEL_PROXY_SSL_HEADER, USE_X_FORWARDED_HOST, FUNNEL_NUM_PROXIES, CACHE_URL,
   FUNNEL_FAILED_KEY_RATE (20/min), FUNNEL_API_KEY_RATE (3000/min), FUNNEL_REQUIRED_QUEUES,
-  FUNNEL_RUNNER_STALE_SECONDS (60), PREDICTION_MAX_ATTEMPTS (3), PREDICTION_TRAINING_QUEUE
+  FUNNEL_RUNNER_STALE_SECONDS (60), PREDICTION_MAX_ATTEMPTS (3), PREDICTION_TRAINING_QUEUE, PREDICTION_SCORING_QUEUE,
+  INTEGRATIONS_MAX_RUN_ATTEMPTS (5)
   PREDICTION_RESCORE_DELAY_SECONDS (real-time debounce, default 1.0), PREDICTION_REALTIME_EXPLAIN_MAX
   (explain a real-time rescoring of at most this many contacts right away, default 50)
 """
@@ -297,6 +298,12 @@ FUNNEL_RUNNER_STALE_SECONDS = int(os.environ.get("FUNNEL_RUNNER_STALE_SECONDS", 
 PREDICTION_MAX_ATTEMPTS = int(os.environ.get("PREDICTION_MAX_ATTEMPTS", "3"))
 # the queue trainings are sent to (default: the `training` route of funnel_site/queues.py)
 PREDICTION_TRAINING_QUEUE = os.environ.get("PREDICTION_TRAINING_QUEUE") or None
+# the queue scoring runs and their shards go to (default: the `scoring` route)
+PREDICTION_SCORING_QUEUE = os.environ.get("PREDICTION_SCORING_QUEUE") or None
+if PREDICTION_SCORING_QUEUE:
+    _scoring_route = {"queue": PREDICTION_SCORING_QUEUE, "routing_key": PREDICTION_SCORING_QUEUE}
+    CELERY_TASK_ROUTES = {"predictions.tasks.score_*": _scoring_route, "predictions.tasks.scoring_*": _scoring_route,
+                          **{k: v for k, v in CELERY_TASK_ROUTES.items() if k != "predictions.tasks.score_*"}}
 # /readyz: the queues that need a live worker (comma separated; empty checks none)
 FUNNEL_REQUIRED_QUEUES = [q for q in os.environ.get("FUNNEL_REQUIRED_QUEUES", "ingest,training,scoring,sync").split(",") if q]
 PREDICTION_SCORE_SHARD_SIZE = int(os.environ.get("PREDICTION_SCORE_SHARD_SIZE", "50000"))
@@ -318,6 +325,8 @@ INTEGRATIONS_FILE_ROOT = Path(os.environ.get("INTEGRATIONS_FILE_ROOT", VAR_DIR /
 INTEGRATIONS_RATE_LIMIT_REDIS_URL = os.environ.get("INTEGRATIONS_RATE_LIMIT_REDIS_URL", "")
 INTEGRATIONS_RUN_STALE_SECONDS = int(os.environ.get("INTEGRATIONS_RUN_STALE_SECONDS", "300"))
 INTEGRATIONS_MAX_TRIES = int(os.environ.get("INTEGRATIONS_MAX_TRIES", "5"))
+# a sync run stranded by dead workers this many times is failed (integrations/recovery.py)
+INTEGRATIONS_MAX_RUN_ATTEMPTS = int(os.environ.get("INTEGRATIONS_MAX_RUN_ATTEMPTS", "5"))
 INTEGRATIONS_RETRY_BASE_SECONDS = float(os.environ.get("INTEGRATIONS_RETRY_BASE_SECONDS", "0.5"))
 INTEGRATIONS_RETRY_CAP_SECONDS = float(os.environ.get("INTEGRATIONS_RETRY_CAP_SECONDS", "30"))
 INTEGRATIONS_MAX_RETRY_AFTER_SECONDS = float(os.environ.get("INTEGRATIONS_MAX_RETRY_AFTER_SECONDS", "120"))

@@ -54,16 +54,27 @@ def publish(artifact_dir: str | Path, write_files: Callable[[Path], None], manif
             "files": {str(p.relative_to(temp)): _sha256(p) for p in files},
         }
         (temp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str))
-        trash = None
-        if final.exists():
-            trash = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(final, trash)
-        os.replace(temp, final)
-        if trash is not None:
-            shutil.rmtree(trash, ignore_errors=True)
+        move_into_place(temp, final)
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
+    return final
+
+
+def move_into_place(source: str | Path, final: str | Path) -> Path:
+    """Rename the directory ``source`` to ``final`` (same file system), replacing whatever was there whole.
+
+    A reader sees the old directory or the new one, never a mix: the old one is renamed aside first,
+    then removed.
+    """
+    source, final = Path(source), Path(final)
+    trash = None
+    if final.exists():
+        trash = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(final, trash)
+    os.replace(source, final)
+    if trash is not None:
+        shutil.rmtree(trash, ignore_errors=True)
     return final
 
 

@@ -56,8 +56,9 @@ class Worker:
     """`celery worker` with one prefork pool process, in a process group of its own (so it can be
     killed whole without killing pytest)."""
 
-    def __init__(self, queues: str, log: Path, *, training_queue: str = "", beat: bool = False) -> None:
-        env = subprocess_env()
+    def __init__(self, queues: str, log: Path, *, training_queue: str = "", beat: bool = False,
+                 env: dict | None = None) -> None:
+        env = {**subprocess_env(), **(env or {})}
         env.update(TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1", OMP_NUM_THREADS="1")
         if training_queue:
             env["PREDICTION_TRAINING_QUEUE"] = training_queue
@@ -258,7 +259,7 @@ def test_killed_worker_a_fresh_worker_recovers_the_run_when_it_starts(
     first_worker = workers(private_queue, "first", training_queue=private_queue)
     version = model_version_queue(workspace=workspace, target="purchase", arch="lstm", overrides=LONGER)
     running_with_heartbeat(version, first_worker)
-    assert stranded_work_recover() == {"training": 0}, "a live run is left alone"
+    assert stranded_work_recover()["training"] == 0, "a live run is left alone"
     killed_at = _kill_whole_worker(first_worker, version)
 
     # the worker comes back (a restart): on start it sees the dead runner and queues the run again
@@ -299,7 +300,7 @@ def test_a_run_tried_too_often_is_failed_not_queued_for_ever(workspace_with_key,
         workspace=workspace, target="purchase", status="running", runner="gone-host:1", attempts=3,
         heartbeat_at=timezone.now() - timedelta(seconds=settings.FUNNEL_RUNNER_STALE_SECONDS + 5),
     )
-    assert stranded_work_recover() == {"training": 1}
+    assert stranded_work_recover()["training"] == 1
     version.refresh_from_db()
     assert version.status == "failed" and "tried 3 times" in version.failure_reason
     assert "no worker of host gone-host is alive" in version.failure_reason
