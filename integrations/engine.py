@@ -139,13 +139,15 @@ def sync_run_execute(*, run_id: int) -> SyncRun:
                 run=run, operation__in=operations,
                 status__in=(OutboxItem.Status.PENDING, OutboxItem.Status.IN_FLIGHT)).count()
             batch = adapter.batch_size_for(operation=operations[-1], pending=pending, default=default_batch)
+            after = 0  # keyset: every item of a batch leaves it sent or failed, so the next starts past it
             while True:
                 items = list(OutboxItem.objects.filter(
-                    run=run, operation__in=operations,
+                    run=run, operation__in=operations, pk__gt=after,
                     status__in=(OutboxItem.Status.PENDING, OutboxItem.Status.IN_FLIGHT),
                 ).order_by("id")[:batch])
                 if not items:
                     break
+                after = items[-1].pk
                 OutboxItem.objects.filter(pk__in=[i.pk for i in items]).update(
                     status=OutboxItem.Status.IN_FLIGHT, tries=F("tries") + 1
                 )
