@@ -25,6 +25,7 @@ from integrations.destinations import adapter_class
 from integrations.destinations.base import (
     BatchRejected,
     ConfigurationError,
+    DestinationError,
     Outcome,
     RateLimited,
     Record,
@@ -42,6 +43,7 @@ from integrations.models import (
 )
 from integrations.plan import payload_hash, removal_guard, run_plan_write, sync_diff
 from integrations.ratelimit import TokenBucket, account_key
+from integrations.readback import destination_read_back
 
 logger = logging.getLogger("integrations.engine")
 FINAL = (SyncRun.Status.SUCCEEDED, SyncRun.Status.PARTIAL, SyncRun.Status.FAILED)
@@ -120,6 +122,9 @@ def _claim(run_id: int) -> SyncRun | None:
 
 def sync_run_execute(*, run_id: int) -> SyncRun:
     """Run (or resume) one sync run to its end; returns it refreshed. Idempotent."""
+    failure = _read_back_first(run_id)
+    if failure:
+        return _finish(SyncRun.objects.get(pk=run_id), error=failure, failed=True)
     run = _claim(run_id)
     if run is None:
         return SyncRun.objects.get(pk=run_id)
@@ -141,13 +146,15 @@ def _deliver(run: SyncRun) -> SyncRun:
                 run=run, operation__in=operations,
                 status__in=(OutboxItem.Status.PENDING, OutboxItem.Status.IN_FLIGHT)).count()
             batch = adapter.batch_size_for(operation=operations[-1], pending=pending, default=default_batch)
+            after = 0  # keyset: every item of a batch leaves it sent or failed, so the next starts past it
             while True:
                 items = list(OutboxItem.objects.filter(
-                    run=run, operation__in=operations,
+                    run=run, operation__in=operations, pk__gt=after,
                     status__in=(OutboxItem.Status.PENDING, OutboxItem.Status.IN_FLIGHT),
                 ).order_by("id")[:batch])
                 if not items:
                     break
+                after = items[-1].pk
                 OutboxItem.objects.filter(pk__in=[i.pk for i in items]).update(
                     status=OutboxItem.Status.IN_FLIGHT, tries=F("tries") + 1
                 )
@@ -162,6 +169,24 @@ def _deliver(run: SyncRun) -> SyncRun:
         logger.exception("sync run crashed", extra={"run_id": run.pk})
         return _finish(run, error=f"internal error ({exc.__class__.__name__}): {exc}"[:1000], failed=True)
     return _finish(run)
+
+
+def _read_back_first(run_id: int) -> str:
+    """Suppress what the tool reports as unsubscribed or deleted, before the run is planned; '' or
+    why it failed (the run then fails: sending without it could re-add someone who unsubscribed)."""
+    run = SyncRun.objects.select_related("sync", "sync__destination").get(pk=run_id)
+    if run.planned or run.status in FINAL:
+        return ""
+    if run.status == SyncRun.Status.RUNNING and run.runner and _runner_alive(run.runner, run.heartbeat_at):
+        return ""  # the claim raises RunBusy
+    destination = run.sync.destination
+    if not adapter_class(destination.kind).reads_back:
+        return ""
+    try:
+        destination_read_back(run=run, adapter=adapter_for(destination))
+    except DestinationError as exc:
+        return f"reading back unsubscribes and deletions failed, nothing was sent: {exc}"[:1000]
+    return ""
 
 
 def _record_of(item: OutboxItem) -> Record:

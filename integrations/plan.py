@@ -107,6 +107,8 @@ def removal_guard(*, sync, plan: Plan, confirmed: bool) -> str:
 def run_plan_write(*, run: SyncRun, plan: Plan) -> None:
     """Store the plan of a locked, running run: outbox rows (or, for a dry run, preview records)."""
     counts = plan.counts
+    if "read_back" in (run.planned_counts or {}):  # written before the plan (integrations/readback.py)
+        counts["read_back"] = run.planned_counts["read_back"]
     run.planned_counts = counts
     run.planned = True
     run.skipped = len(plan.skipped)

@@ -322,6 +322,18 @@ LOGGING = build_logging(
 # derived from SECRET_KEY), file exports root, retry and rate-limit bounds, inbound webhook tolerance.
 INTEGRATIONS_FERNET_KEY = os.environ.get("INTEGRATIONS_FERNET_KEY", "")
 INTEGRATIONS_FILE_ROOT = Path(os.environ.get("INTEGRATIONS_FILE_ROOT", VAR_DIR / "exports"))
+# File exports to object storage: the STORAGES alias the file destination writes to ("": the local
+# INTEGRATIONS_FILE_ROOT). INTEGRATIONS_EXPORT_S3_BUCKET defines an "exports" alias on django-storages'
+# S3Storage (credentials from boto3's usual chain: AWS_ACCESS_KEY_ID..., or the instance role).
+_export_bucket = os.environ.get("INTEGRATIONS_EXPORT_S3_BUCKET", "")
+if _export_bucket:
+    STORAGES["exports"] = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
+        "bucket_name": _export_bucket, "location": os.environ.get("INTEGRATIONS_EXPORT_S3_PREFIX", ""),
+        "endpoint_url": os.environ.get("INTEGRATIONS_EXPORT_S3_ENDPOINT_URL") or None,
+        "region_name": os.environ.get("INTEGRATIONS_EXPORT_S3_REGION") or None,
+        "file_overwrite": True,  # one export per path, replaced whole by each run
+    }}
+INTEGRATIONS_FILE_STORAGE = os.environ.get("INTEGRATIONS_FILE_STORAGE", "exports" if _export_bucket else "")
 INTEGRATIONS_RATE_LIMIT_REDIS_URL = os.environ.get("INTEGRATIONS_RATE_LIMIT_REDIS_URL", "")
 INTEGRATIONS_RUN_STALE_SECONDS = int(os.environ.get("INTEGRATIONS_RUN_STALE_SECONDS", "300"))
 INTEGRATIONS_MAX_TRIES = int(os.environ.get("INTEGRATIONS_MAX_TRIES", "5"))

@@ -44,6 +44,15 @@ class Outcome:
     permanent: bool = True  # a failure a retry of the same data cannot fix (a 4xx)
 
 
+@dataclass
+class Reported:
+    """A contact the tool reports as unsubscribed, cleaned, suppressed or deleted (read back)."""
+
+    email: str = ""
+    external_ref: str = ""  # the vendor's id, matched against what this destination accepted
+    reason: str = ""
+
+
 class DestinationError(Exception):
     """Base of the errors adapters raise."""
 
@@ -213,6 +222,14 @@ class BaseDestination:
     def write_snapshot(self, records: list[Record]) -> None:
         """Snapshot destinations only: write the whole audience at once."""
         raise NotImplementedError
+
+    reads_back: ClassVar[bool] = False  # the vendor documents a way to list unsubscribes / deletions
+
+    def read_back(self, *, since) -> list[Reported]:
+        """Contacts the tool marked unsubscribed or deleted since `since` (an aware datetime, or None
+        for everything it still knows). Called by the engine before a run is planned; the engine
+        maps them to contacts and suppresses them for this destination."""
+        return []
 
 
 def _snippet(response: requests.Response) -> str:

@@ -7,7 +7,11 @@ Docs: /crm/v3/objects/contacts/batch/upsert, /crm/v3/lists/{listId}/memberships/
 
 from __future__ import annotations
 
-from integrations.destinations.base import BaseDestination, Outcome, OutcomeBook, Record
+from datetime import datetime
+
+from integrations.destinations.base import BaseDestination, Outcome, OutcomeBook, Record, Reported
+
+SEARCH_CAP = 10_000  # the search endpoints return at most 10,000 results for one query
 
 
 class HubSpotDestination(BaseDestination):
@@ -85,3 +89,62 @@ class HubSpotDestination(BaseDestination):
             for r in known:  # missing ids were not members any more: that is the wanted state
                 book.ok(r)
         return book.result(records)
+
+    reads_back = True
+
+    def read_back(self, *, since) -> list[Reported]:
+        """Opted out of email (search on `hs_email_optout`, by `lastmodifieddate`) and deleted
+        (archived contacts, by `archivedAt`)."""
+        return self._opted_out(since) + self._deleted(since)
+
+    def _opted_out(self, since) -> list[Reported]:
+        reports: list[Reported] = []
+        floor = int(since.timestamp() * 1000) if since else 0
+        while True:
+            after, seen, last_modified = None, 0, floor
+            while True:
+                filters = [{"propertyName": "hs_email_optout", "operator": "EQ", "value": "true"},
+                           {"propertyName": "lastmodifieddate", "operator": "GTE", "value": str(floor)}]
+                body = {"filterGroups": [{"filters": filters}], "properties": ["email", "lastmodifieddate"],
+                        "sorts": [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}], "limit": 100}
+                if after:
+                    body["after"] = after
+                answer = self.request("POST", "/crm/v3/objects/contacts/search", json=body).json()
+                for row in answer.get("results", []):
+                    props = row.get("properties") or {}
+                    reports.append(Reported(email=props.get("email") or "", external_ref=str(row["id"]),
+                                            reason="opted out of email in HubSpot"))
+                    last_modified = max(last_modified, _millis(props.get("lastmodifieddate")))
+                    seen += 1
+                after = ((answer.get("paging") or {}).get("next") or {}).get("after")
+                if not after or seen >= SEARCH_CAP:
+                    break
+            if not after or last_modified <= floor:  # done, or one timestamp holds 10,000: stop there
+                return reports
+            floor = last_modified  # past the cap: the same query again from the newest date seen
+
+    def _deleted(self, since) -> list[Reported]:
+        reports: list[Reported] = []
+        params = {"archived": "true", "limit": 100, "properties": "email"}
+        while True:
+            answer = self.request("GET", "/crm/v3/objects/contacts", params=params).json()
+            for row in answer.get("results", []):
+                when = row.get("archivedAt")
+                if since and when and datetime.fromisoformat(when.replace("Z", "+00:00")) < since:
+                    continue
+                reports.append(Reported(email=(row.get("properties") or {}).get("email") or "",
+                                        external_ref=str(row["id"]), reason="deleted in HubSpot"))
+            after = ((answer.get("paging") or {}).get("next") or {}).get("after")
+            if not after:
+                return reports
+            params = {**params, "after": after}
+
+
+def _millis(value) -> int:
+    """HubSpot dates come back as ISO strings in search results; epoch milliseconds in filters."""
+    if not value:
+        return 0
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return int(datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp() * 1000)

@@ -19,6 +19,7 @@ from integrations.destinations.base import (
     Outcome,
     OutcomeBook,
     Record,
+    Reported,
     TransientError,
 )
 
@@ -114,3 +115,31 @@ class KlaviyoDestination(BaseDestination):
             for r, pid in to_remove:
                 book.ok(r, pid)
         return book.result(records)
+
+    reads_back = True
+
+    def read_back(self, *, since) -> list[Reported]:
+        """Suppressed profiles (unsubscribed, bounced, spam complaint, suppressed by hand) through
+        GET /api/profiles with `additional-fields[profile]=subscriptions`, filtered on the suppression
+        timestamp; then the profiles suppressed from this list only (`list_suppressions`)."""
+        after = (since.isoformat(timespec="seconds") if since else "1970-01-01T00:00:00+00:00").replace("+00:00", "Z")
+        reports: list[Reported] = []
+        for kind in ("suppression", "list_suppressions"):
+            params = {"filter": f"greater-than(subscriptions.email.marketing.{kind}.timestamp,{after})",
+                      "additional-fields[profile]": "subscriptions", "fields[profile]": "email,subscriptions",
+                      "page[size]": 100}
+            path = "/api/profiles"
+            while path:
+                answer = self.request("GET", path, params=params).json()
+                for item in answer.get("data", []):
+                    attrs = item.get("attributes") or {}
+                    marketing = (((attrs.get("subscriptions") or {}).get("email") or {}).get("marketing") or {})
+                    entries = marketing.get(kind) or []
+                    if kind == "list_suppressions":
+                        entries = [e for e in entries if e.get("list_id") == self.settings["list_id"]]
+                    if entries:
+                        reason = entries[0].get("reason") or "suppressed"
+                        reports.append(Reported(email=attrs.get("email") or "", external_ref=item["id"],
+                                                reason=f"Klaviyo profile suppressed ({reason})"))
+                path, params = (answer.get("links") or {}).get("next") or "", None
+        return reports

@@ -19,9 +19,14 @@ from integrations.destinations.base import (
     Outcome,
     OutcomeBook,
     Record,
+    Reported,
 )
 
 MAX_CONNECTIONS = 10
+PAGE = 1000  # the documented maximum `count` of GET /lists/{id}/members
+# statuses that mean "do not add again": unsubscribed, cleaned (bounced) and archived (deleted from
+# the audience by the user; a PUT would bring the address back)
+GONE = ("unsubscribed", "cleaned", "archived")
 
 
 def subscriber_hash(email: str) -> str:
@@ -93,3 +98,25 @@ class MailchimpDestination(BaseDestination):
 
     def remove(self, records: list[Record]) -> list[Outcome]:
         return self._many(records, "inactive")
+
+    reads_back = True
+
+    def read_back(self, *, since) -> list[Reported]:
+        """GET /lists/{id}/members?status=…&since_last_changed=… for each status in GONE, 1,000 a page."""
+        reports: list[Reported] = []
+        path = f"/lists/{self.settings['list_id']}/members"
+        for status in GONE:
+            offset = 0
+            while True:
+                params = {"status": status, "count": PAGE, "offset": offset,
+                          "fields": "members.id,members.email_address,members.status,total_items"}
+                if since is not None:
+                    params["since_last_changed"] = since.isoformat(timespec="seconds")
+                answer = self.request("GET", path, params=params).json()
+                page = answer.get("members") or []
+                reports += [Reported(email=m.get("email_address", ""), external_ref=m.get("id", ""),
+                                     reason=f"Mailchimp member {m.get('status', status)}") for m in page]
+                offset += len(page)
+                if not page or offset >= int(answer.get("total_items") or 0):
+                    break
+        return reports

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+from datetime import UTC
 
 from integrations.destinations.base import (
     BaseDestination,
@@ -21,6 +22,7 @@ from integrations.destinations.base import (
     Outcome,
     OutcomeBook,
     Record,
+    Reported,
     TransientError,
 )
 
@@ -105,6 +107,27 @@ class SalesforceDestination(BaseDestination):
                 else:
                     book.fail(record, self._errors(result))
         return book.result(records)
+
+    reads_back = True
+
+    def read_back(self, *, since) -> list[Reported]:
+        """Contacts opted out of email (`HasOptedOutOfEmail`) or deleted (`IsDeleted`, still in the
+        recycle bin), by `SystemModstamp`, through queryAll (which, unlike query, returns deleted
+        records), following `nextRecordsUrl` until `done`."""
+        field = self.external_id_field
+        soql = (f"SELECT Id, Email, {field}, IsDeleted, HasOptedOutOfEmail FROM Contact "
+                "WHERE (IsDeleted = true OR HasOptedOutOfEmail = true)")
+        if since is not None:
+            soql += f" AND SystemModstamp >= {since.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
+        reports: list[Reported] = []
+        answer = self.request("GET", f"{API}/queryAll", params={"q": soql}).json()
+        while True:
+            for row in answer.get("records", []):
+                reason = "deleted in Salesforce" if row.get("IsDeleted") else "opted out of email in Salesforce"
+                reports.append(Reported(email=row.get("Email") or "", external_ref=row.get("Id") or "", reason=reason))
+            if answer.get("done", True) or not answer.get("nextRecordsUrl"):
+                return reports
+            answer = self.request("GET", answer["nextRecordsUrl"]).json()
 
     # Bulk API 2.0 ---------------------------------------------------------------------------------
     def _bulk_job(self, *, obj: str, operation: str, rows: list[dict], external_id: str = "") -> tuple[list, list]:

@@ -8,6 +8,15 @@ import threading
 import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+from tests.integrations.fake_readback import (
+    HubSpotReadBack,
+    KlaviyoReadBack,
+    MailchimpReadBack,
+    SalesforceReadBack,
+    now_iso,
+)
 
 
 class FakeServer(ThreadingHTTPServer):
@@ -19,6 +28,7 @@ class FakeServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.requests: list[dict] = []
         self.inject: deque = deque()  # (status, headers, body) answered instead of the next requests
+        self.inject_read_back: deque = deque()  # the same, for the next read-back requests only
         self.delay = 0.0
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
@@ -27,6 +37,14 @@ class FakeServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def changes(self) -> list[dict]:
+        """The requests that can change the tool's state (not the reads, not the read-back)."""
+        return [r for r in self.requests if r["method"] != "GET" and not r["read_back"]]
+
+    def is_read_back(self, method: str, path: str) -> bool:
+        """A call to the vendor's read-back endpoints (fake_readback.py mixins answer it)."""
+        return False
 
     def stop(self) -> None:
         self.shutdown()
@@ -46,11 +64,13 @@ class _Handler(BaseHTTPRequestHandler):
         server: FakeServer = self.server
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        read_back = server.is_read_back(self.command, self.path)
         entry = {"method": self.command, "path": self.path, "headers": dict(self.headers), "raw": raw,
-                 "at": time.monotonic()}
+                 "at": time.monotonic(), "read_back": read_back}
         with server.lock:
             server.requests.append(entry)
-            injected = server.inject.popleft() if server.inject else None
+            queue = server.inject_read_back if read_back else server.inject
+            injected = queue.popleft() if queue else None
         if server.delay:
             time.sleep(server.delay)
         if injected is not None:
@@ -79,13 +99,14 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
 
-class FakeHubSpot(FakeServer):
+class FakeHubSpot(HubSpotReadBack, FakeServer):
     """CRM v3: contacts batch upsert by email (max 100 inputs), lists v3 memberships, Bearer token."""
 
     def __init__(self, token: str = "pat-test", list_id: str = "42") -> None:
         self.token, self.list_id = token, list_id
         self.contacts: dict[str, dict] = {}  # email -> {"id", "properties"}
         self.members: set[str] = set()
+        self.archived: dict[str, dict] = {}  # id -> deleted contact
         self.next_id = 1000
         super().__init__()
 
@@ -93,8 +114,9 @@ class FakeHubSpot(FakeServer):
         if headers.get("Authorization") != f"Bearer {self.token}":
             return 401, {}, {"status": "error", "category": "INVALID_AUTHENTICATION", "message": "bad token"}
         base = path.split("?")[0]
-        if method == "GET" and base == "/crm/v3/objects/contacts":
-            return 200, {}, {"results": []}
+        answer = self.route_read_back(method, urlsplit(path), body)
+        if answer is not None:
+            return answer
         if method == "GET" and base == f"/crm/v3/lists/{self.list_id}":
             return 200, {}, {"list": {"listId": self.list_id, "processingType": "MANUAL"}}
         if method == "POST" and base == "/crm/v3/objects/contacts/batch/upsert":
@@ -112,6 +134,7 @@ class FakeHubSpot(FakeServer):
                     self.next_id += 1
                     self.contacts[email] = {"id": str(self.next_id), "properties": {}}
                 self.contacts[email]["properties"].update(item.get("properties", {}))
+                self.contacts[email]["updated"] = now_iso()
                 results.append({"id": self.contacts[email]["id"], "properties": {"email": email}})
             return 200, {}, {"status": "COMPLETE", "results": results}
         if method == "PUT" and base == f"/crm/v3/lists/{self.list_id}/memberships/add":
@@ -154,7 +177,7 @@ class FakeWebhookReceiver(FakeServer):
         return [e for p in self.by_id.values() for e in p["data"]["events"]]
 
 
-class FakeMailchimp(FakeServer):
+class FakeMailchimp(MailchimpReadBack, FakeServer):
     """Marketing API 3.0: PUT members/{md5}, POST members/{md5}/tags, Basic auth with the API key."""
 
     def __init__(self, api_key: str = "abc123-us6", list_id: str = "L1") -> None:
@@ -170,6 +193,9 @@ class FakeMailchimp(FakeServer):
         if not auth.startswith("Basic ") or base64.b64decode(auth[6:]).decode().split(":", 1)[1] != self.api_key:
             return 401, {}, {"title": "API Key Invalid", "status": 401}
         prefix = f"/lists/{self.list_id}/members/"
+        answer = self.route_read_back(method, urlsplit(path), body)
+        if answer is not None:
+            return answer
         if method == "GET" and path in ("/ping", f"/lists/{self.list_id}"):
             return 200, {}, {"health_status": "Everything's Chimpy!"}
         if path.startswith(prefix):
@@ -182,6 +208,7 @@ class FakeMailchimp(FakeServer):
                 member = self.members.setdefault(member_hash, {"email_address": email, "status": body["status_if_new"],
                                                                "tags": set(), "merge_fields": {}})
                 member["merge_fields"].update(body.get("merge_fields") or {})
+                member["last_changed"] = now_iso()
                 return 200, {}, {"id": member_hash, "email_address": email, "status": member["status"]}
             if method == "POST" and tail == "tags":
                 member = self.members.get(member_hash)
@@ -193,13 +220,15 @@ class FakeMailchimp(FakeServer):
         return 404, {}, {"title": "Resource Not Found", "status": 404}
 
 
-class FakeKlaviyo(FakeServer):
+class FakeKlaviyo(KlaviyoReadBack, FakeServer):
     """JSON:API with the `revision` header; bulk import jobs with a list; list relationships (max 1,000)."""
 
     def __init__(self, api_key: str = "pk_test", list_id: str = "Xy1") -> None:
         self.api_key, self.list_id = api_key, list_id
         self.profiles: dict[str, str] = {}  # email -> id
         self.list_members: set[str] = set()
+        self.suppressions: dict[str, list] = {}  # profile id -> [{"reason", "timestamp"}]
+        self.list_suppressions: dict[str, list] = {}  # profile id -> [{"list_id", "reason", "timestamp"}]
         self.jobs: dict[str, dict] = {}
         super().__init__()
 
@@ -211,6 +240,9 @@ class FakeKlaviyo(FakeServer):
         if not headers.get("revision"):
             return 400, {}, {"errors": [{"status": 400, "detail": "revision header is required"}]}
         parts = urlsplit(path)
+        answer = self.route_read_back(method, parts, body)
+        if answer is not None:
+            return answer
         if method == "POST" and parts.path == "/api/profile-bulk-import-jobs":
             profiles = body["data"]["attributes"]["profiles"]["data"]
             if len(profiles) > 10_000:
@@ -251,13 +283,15 @@ class FakeKlaviyo(FakeServer):
         return 404, {}, {"errors": [{"status": 404}]}
 
 
-class FakeSalesforce(FakeServer):
+class FakeSalesforce(SalesforceReadBack, FakeServer):
     """sObject Collections (max 200 records): Contact upsert by external id, CampaignMember create/delete."""
 
     def __init__(self, token: str = "00Dtoken", campaign: str = "701C") -> None:
         self.token, self.campaign = token, campaign
         self.contacts: dict[str, str] = {}  # external id -> Contact id
         self.members: dict[str, str] = {}  # member id -> contact id
+        self.rows: dict[str, dict] = {}  # Contact id -> Email, external id, IsDeleted, HasOptedOutOfEmail, SystemModstamp
+        self.cursors: dict[str, list] = {}  # query locators of queryAll
         self.jobs: dict[str, dict] = {}
         super().__init__()
 
@@ -290,7 +324,8 @@ class FakeSalesforce(FakeServer):
                         job["bad"].append({"sf__Id": "", "sf__Error": "INVALID_EMAIL_ADDRESS:bad email", **row})
                         continue
                     key = row[spec["externalIdFieldName"]]
-                    cid = self.contacts.setdefault(key, f"003{len(self.contacts):012d}")
+                    cid = self.contacts.setdefault(key, f"003{len(self.rows):012d}")
+                    self.note_upsert(cid, key, row["Email"])
                     job["ok"].append({"sf__Id": cid, "sf__Created": "true", **row})
                 else:
                     if row["ContactId"] in self.members.values():
@@ -322,6 +357,9 @@ class FakeSalesforce(FakeServer):
         api = "/services/data/v60.0"
         if parts.path.startswith(f"{api}/jobs/ingest"):
             return self._bulk(method, parts.path, headers, body, raw)
+        answer = self.route_read_back(method, parts, body)
+        if answer is not None:
+            return answer
         if method == "GET" and parts.path == f"{api}/sobjects/Campaign/{self.campaign}":
             return 200, {}, {"Id": self.campaign}
         if method in ("PATCH", "POST") and len(body.get("records", [])) > 200:
@@ -334,7 +372,8 @@ class FakeSalesforce(FakeServer):
                     out.append({"success": False, "errors": [{"statusCode": "INVALID_EMAIL_ADDRESS", "message": "bad email"}]})
                     continue
                 created = rec[field] not in self.contacts
-                cid = self.contacts.setdefault(rec[field], f"003{len(self.contacts):012d}")
+                cid = self.contacts.setdefault(rec[field], f"003{len(self.rows):012d}")
+                self.note_upsert(cid, rec[field], rec["Email"])
                 out.append({"id": cid, "success": True, "errors": [], "created": created})
             return 200, {}, out
         if method == "POST" and parts.path == f"{api}/composite/sobjects":

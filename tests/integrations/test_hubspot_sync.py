@@ -53,9 +53,9 @@ def test_upsert_in_batches_of_100_with_list_membership(workspace_with_key, hubsp
     assert hubspot.member_emails() == {f"c{i}@example.com" for i in range(250)}
     assert hubspot.contacts["c7@example.com"]["properties"]["plan"] == "pro"
     # nothing changed: the next run sends nothing
-    before = len(hubspot.requests)
+    before = len(hubspot.changes())
     run2 = _run(run.sync)
-    assert (run2.status, run2.added, run2.updated) == ("succeeded", 0, 0) and len(hubspot.requests) == before
+    assert (run2.status, run2.added, run2.updated) == ("succeeded", 0, 0) and len(hubspot.changes()) == before
 
 
 def test_429_waits_for_retry_after_and_5xx_backs_off(workspace_with_key, hubspot):
@@ -134,7 +134,7 @@ def test_dry_run_sends_nothing_and_reports_the_diff(workspace_with_key, hubspot)
     sync = _sync(ws, hubspot, seg)
     run = _run(sync, dry_run=True)
     assert (run.status, run.added, run.planned_counts["add"]) == ("succeeded", 3, 3)
-    assert hubspot.requests == [] and not DeliveredRecord.objects.filter(sync=sync).exists()
+    assert hubspot.changes() == [] and not DeliveredRecord.objects.filter(sync=sync).exists()
     assert SyncRecord.objects.filter(run=run, status="planned").count() == 3
 
 
