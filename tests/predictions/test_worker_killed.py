@@ -186,7 +186,7 @@ def test_killed_pool_process_the_message_comes_back_and_the_run_is_taken_over(
     workspace = workspace_with_key[0]
     ingest_synthetic(workspace)
     worker = workers(f"{private_queue},scoring", "worker")
-    version = model_version_queue(workspace=workspace, target="purchase", arch="lstm", overrides=SLOW)
+    version = model_version_queue(workspace=workspace, target="purchase", arch="lstm", overrides=LONGER)
     running_with_heartbeat(version, worker)
     first_runner, first_started = version.runner, version.started_at
     pid = int(first_runner.rpartition(":")[2])
