@@ -320,7 +320,7 @@ class WebhookRefusal(models.Model):
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
     source = models.CharField(max_length=16, choices=WebhookSourceKind.choices)
-    reason = models.CharField(max_length=32)  # unsigned, bad_signature, stale, malformed, duplicate
+    reason = models.CharField(max_length=32)  # unsigned, bad_signature, stale, malformed, duplicate, secret_unreadable
     status_code = models.PositiveSmallIntegerField()
     at = models.DateTimeField(default=timezone.now)
 

@@ -9,6 +9,7 @@ once; processing on the `ingest` queue (integrations/inbound.py).
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 from django.conf import settings
@@ -20,12 +21,16 @@ from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
 from funnel_site.events.models import Workspace
+from integrations.crypto import CredentialsUnreadable
 from integrations.models import WebhookDelivery, WebhookRefusal, WebhookSource
 from integrations.webhooks.wake import waker
 
+logger = logging.getLogger("integrations.webhooks")
 MAX_BODY_BYTES = 5 * 1024 * 1024
 SECRETS_TTL_SECONDS = 10.0  # a new or retired secret reaches every web process within this long
-_secrets: dict[tuple[str, str], tuple[float, Workspace | None, list[str]]] = {}
+UNREADABLE = ("the workspace's {source} signing secrets do not decrypt: INTEGRATIONS_FERNET_KEY (or SECRET_KEY) "
+              "changed; list the old key too")
+_secrets: dict[tuple[str, str], tuple[float, Workspace | None, list[str], int]] = {}
 
 
 def secrets_forget() -> None:
@@ -33,23 +38,32 @@ def secrets_forget() -> None:
     _secrets.clear()
 
 
-def workspace_secrets(slug: str, source: str) -> tuple[Workspace | None, list[str]]:
-    """The workspace and its active secrets for `source`, cached briefly: at hundreds of requests a
-    second, two queries and a Fernet decryption per request were most of a request's cost."""
+def workspace_secrets(slug: str, source: str) -> tuple[Workspace | None, list[str], int]:
+    """The workspace, its readable active secrets for `source` and how many did not decrypt, cached
+    briefly: at hundreds of requests a second, two queries and a Fernet decryption per request were
+    most of a request's cost. An unreadable secret (the key changed) is logged once per fill, not
+    once per request."""
     key = (slug, source)
     hit = _secrets.get(key)
     now = time.monotonic()
     if hit and hit[0] > now:
-        return hit[1], hit[2]
+        return hit[1], hit[2], hit[3]
     ws = Workspace.objects.filter(slug=slug).first()
-    secrets = [] if ws is None else [
-        s.secret for s in WebhookSource.objects.filter(workspace=ws, source=source, active=True)]
-    _secrets[key] = (now + SECRETS_TTL_SECONDS, ws, secrets)
-    return ws, secrets
+    secrets, unreadable = [], 0
+    for row in [] if ws is None else WebhookSource.objects.filter(workspace=ws, source=source, active=True):
+        try:
+            secrets.append(row.secret)
+        except CredentialsUnreadable:
+            unreadable += 1
+    if unreadable:
+        logger.error(UNREADABLE.format(source=source), extra={"workspace_id": ws.pk, "unreadable": unreadable})
+    _secrets[key] = (now + SECRETS_TTL_SECONDS, ws, secrets, unreadable)
+    return ws, secrets, unreadable
 
 
 class Refused(Exception):
-    """A request that is not accepted: `reason` is counted, `status` answered (401 or 400)."""
+    """A request that is not accepted: `reason` is counted, `status` answered (401 or 400; 503 when our own
+    stored secrets do not decrypt, so the sender retries once that is fixed)."""
 
     def __init__(self, reason: str, message: str, status: int = 401) -> None:
         super().__init__(message)
@@ -79,13 +93,15 @@ class WebhookView(View):
         raise NotImplementedError
 
     def post(self, request: HttpRequest, workspace: str):
-        ws, secrets = workspace_secrets(workspace, self.source)
+        ws, secrets, unreadable = workspace_secrets(workspace, self.source)
         if ws is None:
             raise Http404("no such workspace")
         try:
             if int(request.headers.get("Content-Length") or 0) > MAX_BODY_BYTES:
                 raise Refused("too_large", f"body larger than {MAX_BODY_BYTES} bytes", 400)
             body = request.body
+            if not secrets and unreadable:  # our configuration, not the sender's fault: 503, so it retries
+                raise Refused("secret_unreadable", UNREADABLE.format(source=self.source), 503)
             if not secrets:
                 raise Refused("no_secret", f"no {self.source} signing secret is registered for this workspace")
             self.verify(request, body, secrets)

@@ -92,6 +92,30 @@ def test_refused_requests_are_counted_and_nothing_is_stored(live_server, ws):
     assert reasons == ["bad_signature", "bad_signature", "stale", "unsigned"]
 
 
+def test_secrets_that_no_longer_decrypt_answer_503_naming_the_setting(live_server, ws, settings):
+    """The key changed without listing the old one: our configuration, not the sender's fault. The
+    answer says which setting to fix, nothing is stored, and the sender's retry succeeds once the old
+    key is listed again."""
+    from cryptography.fernet import Fernet
+
+    from integrations.crypto import fernet_keys
+    from integrations.webhooks.base import secrets_forget
+
+    old_keys = [k.decode() for k in fernet_keys()]
+    settings.INTEGRATIONS_FERNET_KEY = Fernet.generate_key().decode()
+    secrets_forget()
+    payload = {"type": "event", "data": {"contact_id": "k", "event": "x", "timestamp": "2026-01-01T00:00:00Z"}}
+    resp = _standard(live_server, ws, payload, msg_id="k1")
+    assert resp.status_code == 503
+    assert resp.json()["reason"] == "secret_unreadable" and "INTEGRATIONS_FERNET_KEY" in resp.json()["error"]
+    assert WebhookDelivery.objects.count() == 0
+    assert list(WebhookRefusal.objects.values_list("reason", "status_code")) == [("secret_unreadable", 503)]
+    settings.INTEGRATIONS_FERNET_KEY = ",".join([settings.INTEGRATIONS_FERNET_KEY, *old_keys])
+    secrets_forget()
+    assert _standard(live_server, ws, payload, msg_id="k1").status_code == 200
+    assert WebhookDelivery.objects.filter(provider_id="k1").count() == 1
+
+
 def test_a_replayed_delivery_is_stored_once(live_server, ws):
     payload = {"type": "event", "data": {"contact_id": "d", "event": "x", "timestamp": "2026-01-01T00:00:00Z"}}
     assert _standard(live_server, ws, payload, msg_id="same").json()["accepted"] == 1
