@@ -94,17 +94,23 @@ def scratch_database() -> str:
     return url
 
 
+# One key for the benchmark's own process and every server it starts: the server refuses the
+# development SECRET_KEY with DEBUG off, and what the parent encrypts (webhook secrets, destination
+# credentials: a key derived from SECRET_KEY) must decrypt in the children.
+_BENCH_SECRET_KEY = secrets.token_urlsafe(50)
+
+
 def child_env() -> dict[str, str]:
     env = dict(os.environ)
     env.update(DJANGO_SETTINGS_MODULE="funnel_site.settings", PYTHONPATH=str(ROOT), LOG_LEVEL="WARNING")
-    # the server refuses the development SECRET_KEY and a wildcard host with DEBUG off
-    env.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+    env.setdefault("SECRET_KEY", _BENCH_SECRET_KEY)
     env.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost")
     return env
 
 
 def setup_django() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "funnel_site.settings")
+    os.environ.setdefault("SECRET_KEY", _BENCH_SECRET_KEY)  # the same as the servers' (child_env)
     os.environ["LOG_LEVEL"] = "WARNING"
     import django
 

@@ -46,6 +46,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SECRET = "whsec_" + base64.b64encode(b"benchmark-secret-bytes-24").decode()
 
 
+def _say(message: str) -> None:
+    """Progress on stderr: each phase can take minutes, and a silent run cannot be told from a hung one."""
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.integrations", description=__doc__.split("\n")[0])
     parser.add_argument("--members", type=int, default=100_000)
@@ -267,7 +272,7 @@ def start_gunicorn(workers: int, threads: int, log_path: Path) -> tuple[subproce
         except OSError:
             time.sleep(0.2)
     proc.terminate()
-    raise RuntimeError("gunicorn did not answer /healthz within 60 s")
+    raise RuntimeError("gunicorn did not answer /healthz within 600 s")
 
 
 def webhook_requests(slug: str, count: int, prefix: str = "msg_bench_"):
@@ -314,6 +319,7 @@ def main(argv=None) -> int:
     out: dict = {"members": args.members}
     try:
         ws, _ = workspace_create(slug="bench-int")
+        _say("making the segment")
         t = time.monotonic()
         seg = make_segment(ws, "big", args.members if args.only in (None, "sync") else 0, "m")
         out["setup_seconds"] = round(time.monotonic() - t, 1)
@@ -342,7 +348,9 @@ def sync_parts(ws, seg, port, args, out, ctx) -> None:
     if args.only != "rate":
         # 1. engine vs bare loop
         sync = make_sync(ws, seg, port, "unlimited", batch_size=args.batch, rate_limit=1e6, burst=1_000_000)
+        _say(f"sync of {args.members:,} members")
         result = run_sync(sync.pk)
+        _say("the bare loop baseline")
         received = sum(n for _, n, _ in _get(port, "/reset"))
         base_seconds = baseline_post(port, args.members, args.batch)
         _get(port, "/reset")
@@ -356,6 +364,7 @@ def sync_parts(ws, seg, port, args, out, ctx) -> None:
         from django.db import connections
 
         connections.close_all()
+        _say("rate limit: two processes, one account")
         results = ctx.Queue()
         procs = [ctx.Process(target=_child_sync, args=(s.pk, results)) for s in syncs]
         t = time.monotonic()
@@ -387,13 +396,21 @@ def inbound_part(ws, args, out) -> None:
         webhook_source_create(workspace=ws, source="standard", secret=SECRET)
         logdir = Path(tempfile.mkdtemp())
         signed = webhook_requests(ws.slug, int(args.webhook_rate * args.webhook_seconds))
+        _say(f"starting gunicorn (log: {logdir / 'gunicorn.log'})")
         server, http_port = start_gunicorn(args.workers, args.threads, logdir / "gunicorn.log")
+        _say("gunicorn answers; warming connections")
         try:
-            load(http_port, 50, 2, webhook_requests(ws.slug, 100, prefix="warm_"))  # warm every thread's connection
+            warm = load(http_port, 50, 2, webhook_requests(ws.slug, 100, prefix="warm_"))  # every thread's connection
+            if set(warm["statuses"]) != {200}:  # fail in seconds, not after 18,000 failing requests
+                raise RuntimeError(f"the warm-up webhooks were not all accepted ({warm['statuses']}); "
+                                   f"gunicorn's log:\n{(logdir / 'gunicorn.log').read_text()[-3000:]}")
             seconds = min(args.webhook_seconds, args.baseline_seconds)
             load_before = os.getloadavg()
+            _say(f"baseline GET /healthz, {seconds:.0f} s")
             health = load(http_port, args.webhook_rate, seconds, lambda k: ("GET", "/healthz", None, {}))
+            _say(f"baseline bare insert, {seconds:.0f} s")
             bare = load(http_port, args.webhook_rate, seconds, bare_insert_requests(ws.pk))
+            _say(f"signed webhooks, {args.webhook_seconds:.0f} s at {args.webhook_rate:.0f}/s")
             inbound = load(http_port, args.webhook_rate, args.webhook_seconds, signed)
             load_after = os.getloadavg()
         finally:
