@@ -65,6 +65,40 @@ def test_scheduled_sync_runs_on_the_worker_as_beat_sends_it(celery_worker_proces
     assert len(receiver.events()) == 12 and DeliveredRecord.objects.filter(sync=sync).count() == 12
 
 
+def test_a_scheduled_sync_fires_from_a_real_beat_process(celery_worker_process, workspace_with_key, receiver,
+                                                       tmp_path):
+    """The whole chain with nothing simulated: the sync's cron row in django-celery-beat's table, a
+    `celery beat` process with the product's DatabaseScheduler reading it, the worker running the run
+    it sends. Every minute is the finest cron, so this waits for the next minute boundary."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, subprocess_env
+
+    ws = workspace_with_key[0]
+    seg, dest = _webhook_sync(ws, receiver, 5)
+    sync = sync_create(workspace=ws, segment=seg.pk, destination=dest.pk, schedule="* * * * *")
+    log = tmp_path / "beat.log"
+    with open(log, "w") as out:
+        beat = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "funnel_site", "beat", "--loglevel", "INFO",
+             "--schedule", str(tmp_path / "beat-schedule"), "--pidfile", str(tmp_path / "beat.pid")],
+            cwd=ROOT, env=subprocess_env(), stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 150  # start-up + up to a minute to the boundary + the run
+        while not SyncRun.objects.filter(sync=sync, trigger="schedule").exists():
+            assert beat.poll() is None, f"beat exited:\n{log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"beat sent no run in 150 s:\n{log.read_text()[-3000:]}"
+            time.sleep(0.5)
+    finally:
+        beat.terminate()
+        beat.wait(timeout=30)
+    run = _wait_run(SyncRun.objects.filter(sync=sync, trigger="schedule").earliest("pk").pk)
+    assert (run.status, run.added) == ("succeeded", 5)
+    assert sorted(e["contact_id"] for e in receiver.events()) == [f"w{i:03d}" for i in range(5)]
+    assert "Scheduler: Sending due task" in log.read_text()
+
+
 def test_a_segment_change_runs_its_syncs_on_the_worker(celery_worker_process, workspace_with_key, receiver):
     from predictions.signals import segment_membership_changed
 
