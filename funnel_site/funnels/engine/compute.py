@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .columns import EventColumns
+from .columns import EventColumns, frozen
 from .definition import FunnelDefinition
 from .dispatch import run_kernels
 from .kernel_common import gap_seconds_into, gaps_by_step
@@ -55,12 +55,12 @@ def funnel_evaluate(
     step_bits = np.uint32((1 << n_steps) - 1)
     seen = int(np.bitwise_or.reduce(columns.step_mask)) if columns.size else 0
     if seen & ~int(step_bits):
-        columns = EventColumns(**{**columns.__dict__, "step_mask": columns.step_mask & step_bits})
+        columns = EventColumns(**{**columns.__dict__, "step_mask": frozen(columns.step_mask & step_bits)})
     offsets = columns.contact_offsets()
     if definition.hold_constant is not None:
         rows, max_rows = columns.hold_rows(offsets)
     else:
-        rows, max_rows = np.zeros(1, dtype=np.int64), 1
+        rows, max_rows = frozen(np.zeros(1, dtype=np.int64)), 1
     optional_mask = sum(1 << k for k, step in enumerate(definition.steps) if step.optional)
     best, chain, touch, (att_contact, att_step, att_chain) = run_kernels(
         definition, columns, offsets, rows, max_rows, optional_mask, True, deadline
@@ -199,7 +199,7 @@ def funnel_compute(
     labels = list(step_labels) if step_labels is not None else [step.label for step in definition.steps]
     optional = [step.optional for step in definition.steps]
     n_steps = definition.step_count
-    ts = np.asarray(columns.ts, dtype=np.int64)
+    ts = frozen(np.ascontiguousarray(columns.ts, dtype=np.int64))  # as the kernels saw it: one specialisation
     warnings = _input_warnings(definition, columns, labels, outcomes.seen_steps)
 
     contact_reached = _reached_matrix(
