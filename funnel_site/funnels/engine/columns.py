@@ -110,6 +110,6 @@ class EventColumns:
             raise FunnelInputError("hold-constant needs `hold_value`")
         rows = np.empty(self.size, dtype=np.int64)
         if self.size == 0:
-            return rows, 1
+            return frozen(rows), 1
         max_rows = int(hold_rows_into(offsets, frozen(np.ascontiguousarray(self.hold_value, dtype=np.int64)), rows))
         return frozen(rows), max_rows

@@ -120,10 +120,10 @@ def _gap_columns(chain: np.ndarray, ts: np.ndarray) -> list[np.ndarray]:
 def _gap_seconds(chain: np.ndarray, ts: np.ndarray) -> np.ndarray:
     """Seconds from the previous matched step to step k of each entity's chain (NaN where unmatched)."""
     entities, n_steps = chain.shape
-    gaps = np.empty((n_steps, entities)).T  # column-major: the step table reads whole columns
+    by_column = np.empty((n_steps, entities))  # its transpose is column-major: the step table reads columns
     if entities:
-        gap_seconds_into(chain, ts, gaps)
-    return gaps
+        gap_seconds_into(chain, ts, by_column)
+    return by_column.T
 
 
 def _breakdown_tables(
