@@ -222,12 +222,14 @@ def funnel_compute(
 
     converted = furthest >= n_steps
     entered = np.flatnonzero(furthest > 0)  # every entity with a step-1 event in its chain
+    # a column of the chain, then `take`: 2-d fancy indexing was ~40 % slower at 1 M entities
+    first_events = chain[:, 0]
     if converted.any():
-        total_seconds = (ts[chain[converted, n_steps - 1]] - ts[chain[converted, 0]]) / MICROS
+        total_seconds = (ts.take(chain[:, n_steps - 1][converted]) - ts.take(first_events[converted])) / MICROS
     else:
         total_seconds = np.empty(0)
     histogram = time_histogram(total_seconds, definition.histogram_bins)
-    trend = conversion_trend(ts[chain[entered, 0]], converted[entered], definition.trend_interval)
+    trend = conversion_trend(ts.take(first_events.take(entered)), converted[entered], definition.trend_interval)
     if pool is not None:
         steps = steps_later.result()
         pool.shutdown()
