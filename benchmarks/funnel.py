@@ -78,9 +78,11 @@ def prepare_database(args: argparse.Namespace) -> bool:
     url = os.environ.get("DATABASE_URL") or DEFAULT_URL
     parts = urlsplit(url)
     name = parts.path.lstrip("/")
-    if parts.scheme not in ("postgres", "postgresql") or not name.startswith("bench"):
-        sys.exit("DATABASE_URL must name a scratch PostgreSQL database starting with 'bench' (it is dropped), "
-                 f"e.g. {DEFAULT_URL}")
+    # a scratch name: 'bench...' or a developer's '<branch>_bench...' (shared-host convention)
+    if parts.scheme not in ("postgres", "postgresql") or not name.split("_", 1)[-1].startswith("bench") \
+            and not name.startswith("bench"):
+        sys.exit("DATABASE_URL must name a scratch PostgreSQL database starting with 'bench' or "
+                 f"'<prefix>_bench' (it is dropped), e.g. {DEFAULT_URL}")
     os.environ["DATABASE_URL"] = url
     import psycopg
 

@@ -12,6 +12,21 @@ from .errors import FunnelInputError
 MISSING = -1  # the factorised code of a missing hold / breakdown value
 
 
+def frozen(array: np.ndarray) -> np.ndarray:
+    """A read-only view of `array` (itself when read-only already).
+
+    numba compiles (and its disk cache stores, and every process loads) one specialisation per
+    argument type, and an array's writability is part of its type: the read model hands out
+    read-only mapped columns, other callers writable ones. Every input array reaches the kernels
+    read-only, so each kernel has one specialisation to load instead of one per combination.
+    """
+    if not array.flags.writeable:
+        return array
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
 @dataclass(frozen=True)
 class EventColumns:
     """The events of one funnel query, one array entry per event, all arrays of equal length.
@@ -54,11 +69,11 @@ class EventColumns:
         ) -> np.ndarray | None:
             if values is None:
                 # np.zeros maps zero pages lazily: no 4 bytes per event written for every query
-                return None if default is None else np.zeros(n, dtype=dtype)
+                return None if default is None else frozen(np.zeros(n, dtype=dtype))
             array = np.ascontiguousarray(values, dtype=dtype)
             if array.ndim != 1 or array.shape[0] != n:
                 raise FunnelInputError(f"`{name}` must be a 1-d array of {n} entries")
-            return array
+            return frozen(array)
 
         contact = column(self.contact, np.int64, "contact", None)
         ts = column(self.ts, np.int64, "ts", None)
@@ -70,7 +85,7 @@ class EventColumns:
             hold_value=column(self.hold_value, np.int64, "hold_value", None),
             breakdown_value=column(self.breakdown_value, np.int64, "breakdown_value", None),
             breakdown_labels=self.breakdown_labels,
-            offsets=self.offsets,
+            offsets=None if self.offsets is None else frozen(np.ascontiguousarray(self.offsets, dtype=np.int64)),
         )
         if check_sorted and n > 1:
             same_contact = contact[1:] == contact[:-1]
@@ -79,13 +94,13 @@ class EventColumns:
         return normal
 
     def contact_offsets(self) -> np.ndarray:
-        """int64 offsets of each contact's first event, plus `size` at the end."""
+        """int64 offsets of each contact's first event, plus `size` at the end (read-only)."""
         if self.offsets is not None:
-            return self.offsets
+            return frozen(self.offsets)
         if self.size == 0:
-            return np.zeros(1, dtype=np.int64)
+            return frozen(np.zeros(1, dtype=np.int64))
         change = np.flatnonzero(self.contact[1:] != self.contact[:-1]) + 1
-        return np.concatenate(([0], change, [self.size])).astype(np.int64)
+        return frozen(np.concatenate(([0], change, [self.size])).astype(np.int64))
 
     def hold_rows(self, offsets: np.ndarray) -> tuple[np.ndarray, int]:
         """Per event, the dense index of its hold value within its contact (-1 missing), and the max count."""
@@ -95,5 +110,6 @@ class EventColumns:
             raise FunnelInputError("hold-constant needs `hold_value`")
         rows = np.empty(self.size, dtype=np.int64)
         if self.size == 0:
-            return rows, 1
-        return rows, int(hold_rows_into(offsets, np.ascontiguousarray(self.hold_value, dtype=np.int64), rows))
+            return frozen(rows), 1
+        max_rows = int(hold_rows_into(offsets, frozen(np.ascontiguousarray(self.hold_value, dtype=np.int64)), rows))
+        return frozen(rows), max_rows

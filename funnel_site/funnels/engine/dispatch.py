@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .columns import EventColumns
+from .columns import EventColumns, frozen
 from .definition import FunnelDefinition
 from .errors import FunnelTimeoutError
 from .kernel_any import any_kernel
@@ -63,7 +63,7 @@ def run_kernels(
     has_breakdown = columns.breakdown_value is not None and definition.breakdown is not None and with_outputs
     last_touch = definition.breakdown is not None and definition.breakdown.attribution == "last_touch"
     out_touch = np.full(n_contacts, -1, dtype=np.int64) if has_breakdown else np.zeros(1, dtype=np.int64)
-    breakdown = columns.breakdown_value if has_breakdown else np.zeros(1, dtype=np.int64)
+    breakdown = columns.breakdown_value if has_breakdown else frozen(np.zeros(1, dtype=np.int64))
     window = definition.window_seconds * MICROS
     has_rows = definition.hold_constant is not None
     exposed, start = _exclusion_arrays(definition)

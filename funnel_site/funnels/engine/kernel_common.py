@@ -102,19 +102,21 @@ def touch_value(
 
 
 @njit
-def gap_seconds_into(chain: np.ndarray, ts: np.ndarray, gaps: np.ndarray) -> None:
-    """gaps[e, k] = seconds from the previous matched step to step k of chain e (NaN where unmatched)."""
+def gap_seconds_into(chain: np.ndarray, ts: np.ndarray, gaps_by_column: np.ndarray) -> None:
+    """gaps_by_column[k, e] = seconds from the previous matched step to step k of chain e (NaN where
+    unmatched). Step-major and C-ordered (the caller reads its transpose): a column-major
+    [entities, steps] array of one row is also C-contiguous, a second type for numba to compile."""
     entities, n_steps = chain.shape
     for e in range(entities):
         for k in range(n_steps):
-            gaps[e, k] = np.nan
+            gaps_by_column[k, e] = np.nan
         if chain[e, 0] < 0:
             continue
         last = ts[chain[e, 0]]
         for k in range(1, n_steps):
             if chain[e, k] >= 0:
                 here = ts[chain[e, k]]
-                gaps[e, k] = (here - last) / 1_000_000
+                gaps_by_column[k, e] = (here - last) / 1_000_000
                 last = here
 
 

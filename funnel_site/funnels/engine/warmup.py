@@ -1,9 +1,10 @@
 """Compile (or load from numba's on-disk cache) every kernel before a user's first query.
 
 `warm_kernels()` runs a few tiny funnels that reach every compiled function with the argument
-types production uses: the lean, ordered, any-order and tie kernels, each with a writable and a
-read-only timestamp column (a memory-mapped read model hands out read-only arrays, and numba
-compiles those separately). With the kernels cached on disk (`NUMBA_CACHE_DIR`, shared by every
+types production uses: the lean, ordered, any-order and tie kernels. Every input array reaches
+them read-only (`columns.frozen`: a mapped read model hands out read-only arrays, other callers
+writable ones, and numba would compile and load each kind separately), so one specialisation per
+kernel is all there is to load. With the kernels cached on disk (`NUMBA_CACHE_DIR`, shared by every
 process) this takes about a second; the first time, it compiles them (tens of seconds) — which is
 why processes do it at start, off the request path (`funnels.apps.FunnelsConfig.ready`).
 """
@@ -34,14 +35,13 @@ def _definitions() -> list[FunnelDefinition]:
     ]
 
 
-def _columns(readonly: bool) -> EventColumns:
+def _columns() -> EventColumns:
     """Two contacts with equal timestamps, an event matching two steps and an exclusion event."""
     contact = np.array([1, 1, 1, 1, 2, 2, 2], dtype=np.int64)
     ts = np.array([0, 1, 1, 2, 0, 0, 3], dtype=np.int64) * SECOND
     step_mask = np.array([1, 2, 5, 4, 1, 2, 4], dtype=np.uint32)
     exclusion_mask = np.array([0, 0, 0, 0, 0, 1, 0], dtype=np.uint32)
-    if readonly:
-        ts.setflags(write=False)
+    ts.setflags(write=False)  # as the read model hands it out (the engine freezes the others)
     return EventColumns(
         contact=contact,
         ts=ts,
@@ -56,10 +56,8 @@ def _columns(readonly: bool) -> EventColumns:
 def warm_kernels() -> float:
     """Run every kernel once; the seconds it took (compiling or loading the disk cache)."""
     started = time.perf_counter()
-    # read-only first: the read model hands out read-only (mapped) arrays, and the lean kernel
-    # (the first definition) is what a first query most likely waits for
-    for readonly in (True, False):
-        columns = _columns(readonly)
-        for definition in _definitions():
-            funnel_compute(definition=definition, columns=columns)
+    # the lean kernel (the first definition) is what a first query most likely waits for
+    columns = _columns()
+    for definition in _definitions():
+        funnel_compute(definition=definition, columns=columns)
     return time.perf_counter() - started
