@@ -80,8 +80,9 @@ _SQL: dict[str, str] = {}
 
 
 def served_inline(*, workspace_id: int, target: str):
-    """(the active model of a target with its newest run's quantiles, or None; the workspace's stage
-    resolver), from one query; both kept per process under what that query returns."""
+    """(the active model of a target with its newest run's quantiles, and the workspace's stage
+    resolver), from one query, both kept per process under what that query returns; (None, None)
+    without an active model (the caller answers 409 and needs no stage map)."""
     from funnel_site.events.stages import StageResolver
 
     vendor = connection.vendor
@@ -91,7 +92,7 @@ def served_inline(*, workspace_id: int, target: str):
         cursor.execute(sql, [done, done, workspace_id, target, True])
         row = cursor.fetchone()
     if row is None:
-        return None, StageResolver.for_workspace(workspace_id)
+        return None, None
     *stamp, stage_map = row
     stage_map = stage_map or "[]"
     hit = _RESOLVERS.get(workspace_id)
