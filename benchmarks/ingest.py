@@ -81,9 +81,11 @@ def scratch_database() -> str:
     url = os.environ.get("DATABASE_URL", "")
     parts = urlsplit(url)
     name = parts.path.lstrip("/")
-    if parts.scheme not in ("postgres", "postgresql", "pgsql") or not name.startswith("bench"):
-        sys.exit("DATABASE_URL must name a scratch PostgreSQL database whose name starts with 'bench', "
-                 "e.g. postgres://postgres@127.0.0.1:5432/bench_ingest (it is dropped and re-created)")
+    # bench* or <branch>_bench*: a developer sharing the server prefixes their databases
+    if parts.scheme not in ("postgres", "postgresql", "pgsql") or not (name.startswith("bench") or name.split("_", 1)[-1].startswith("bench")):
+        sys.exit("DATABASE_URL must name a scratch PostgreSQL database whose name starts with 'bench' (or "
+                 "'<prefix>_bench'), e.g. postgres://postgres@127.0.0.1:5432/bench_ingest (it is dropped and "
+                 "re-created)")
     import psycopg
 
     admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))

@@ -103,21 +103,25 @@ def rescore_in_process(workspace, samples: int = 200) -> dict:
     measured, alone, baseline = [], [], []
     started = load()
 
-    def rescore(contact_id: int) -> float:
-        t0 = time.perf_counter()
+    cpu = {"rescore": [], "alone": []}
+
+    def rescore(contact_id: int, kind: str) -> float:
+        t0, c0 = time.perf_counter(), time.process_time()
         assert contacts_rescore(workspace_id=workspace.pk, contact_ids=[contact_id], explain=False) == 1
+        cpu[kind].append((time.process_time() - c0) * 1000)
         return (time.perf_counter() - t0) * 1000
 
     for contact_id, as_of in rows[5:]:
         *_, forward = _forward(light, workspace.pk, contact_id, int(as_of.timestamp()))
         baseline.append(forward())
-        measured.append(rescore(contact_id))
+        measured.append(rescore(contact_id, "rescore"))
         signals.scores_updated.disconnect(dispatch_uid="segments_refresh")
         try:
-            alone.append(rescore(contact_id))
+            alone.append(rescore(contact_id, "alone"))
         finally:
             signals.scores_updated.connect(receivers.scores_updated, dispatch_uid="segments_refresh")
     return {"rescore_ms": quantiles(measured), "scoring_alone_ms": quantiles(alone), "forward_ms": quantiles(baseline),
+            "rescore_cpu_ms": quantiles(cpu["rescore"]), "scoring_alone_cpu_ms": quantiles(cpu["alone"]),
             "load": [started, load()]}
 
 
@@ -133,7 +137,7 @@ def explanations(workspace, samples: int = 40) -> dict:
     light, keras_scorer = light_scorer_load(version.artifact_path), scorer_for(version)
     rows = list(ContactScore.objects.filter(workspace=workspace, is_current=True, explained_at__isnull=True)
                 .order_by("?").values_list("pk", "contact_id", "as_of")[: samples + 2])
-    measured, baseline, shap_ms = [], [], []
+    measured, baseline, shap_ms, cpu = [], [], [], []
     started = load()
     for n, (score_id, contact_id, as_of) in enumerate(rows):
         frame, _, inputs, forward = _forward(light, workspace.pk, contact_id, int(as_of.timestamp()))
@@ -142,14 +146,31 @@ def explanations(workspace, samples: int = 40) -> dict:
         keras_scorer.candidate.explain(inputs, context)  # the first call builds the explainer (kept)
         shap_time = (time.perf_counter() - t0) * 1000
         forward_time = forward()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         assert score_explain(score_id=score_id).explained_at is not None
         if n >= 2:  # the first ones build the explainers and trace TensorFlow
             measured.append((time.perf_counter() - t0) * 1000)
+            cpu.append((time.process_time() - c0) * 1000)
             baseline.append(forward_time)
             shap_ms.append(shap_time)
     return {"explain_ms": quantiles(measured), "forward_ms": quantiles(baseline), "shap_keras_ms": quantiles(shap_ms),
-            "load": [started, load()]}
+            "explain_cpu_ms": quantiles(cpu), "load": [started, load()]}
+
+
+def _server_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and its children (gunicorn's workers), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:  # exited meanwhile
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        todo.extend(int(c) for c in children)
+    return total
 
 
 def _clients(port: int, clients: int, per_client: int, method: str, path: str, body: bytes | None,
@@ -209,10 +230,14 @@ def predict_http(workspace, key: str, clients: int, workers: int, per_client: in
         _clients(port, clients, 10, "POST", "/api/v1/predict", body, headers)
         started = load()
         rounds = {"predict": ([], 0.0), "healthz": ([], 0.0)}
+        cpu = {"predict": [0.0, 0.0], "healthz": [0.0, 0.0]}  # server, load generator (seconds)
         for _ in range(2):  # interleaved halves, so both meet the same load
             for name, (method, path, payload) in {"predict": ("POST", "/api/v1/predict", body),
                                                   "healthz": ("GET", "/healthz", None)}.items():
+                server0, client0 = _server_cpu(proc.pid), time.process_time()
                 latencies, elapsed, errors = _clients(port, clients, per_client // 2, method, path, payload, headers)
+                cpu[name][0] += _server_cpu(proc.pid) - server0
+                cpu[name][1] += time.process_time() - client0
                 if errors:
                     raise RuntimeError(f"{path} failed: {errors[:3]}")
                 rounds[name] = (rounds[name][0] + latencies, rounds[name][1] + elapsed)
@@ -223,6 +248,8 @@ def predict_http(workspace, key: str, clients: int, workers: int, per_client: in
     for name, (latencies, elapsed) in rounds.items():
         out[f"{name}_ms"] = quantiles(latencies)
         out[f"{name}_per_s"] = len(latencies) / elapsed
+        out[f"{name}_server_cpu_ms"] = cpu[name][0] * 1000 / len(latencies)  # per request, every worker
+        out[f"{name}_client_cpu_ms"] = cpu[name][1] * 1000 / len(latencies)
     return out
 
 
@@ -246,12 +273,13 @@ def event_to_score(workspace, samples: int = 20) -> dict:
                .values_list("contact__external_id", "as_of")[: samples + 3])
     latencies = []
     started = load()
+    run = time.time_ns()  # a --reuse run's events must not repeat an earlier run's message ids (deduplicated)
     try:
         for n, (external_id, as_of) in enumerate(ids):
             ts = int(as_of.timestamp()) + 60 + n
             t0 = time.perf_counter()
             events_ingest(workspace=workspace, items=[(0, {"contact_id": external_id, "event": "Product Added",
-                                                            "timestamp": ts, "message_id": f"rt-{n}-{ts}"})])
+                                                            "timestamp": ts, "message_id": f"rt-{run}-{n}-{ts}"})])
             fresh = datetime.fromtimestamp(ts + 1, tz=UTC)
             deadline = time.monotonic() + 120
             while not ContactScore.objects.filter(contact__workspace=workspace, contact__external_id=external_id,
@@ -276,18 +304,21 @@ def measure(workspace, key: str, *, clients: int = 20, http_workers: int = 0, sk
     figures["rescore"] = r = rescore_in_process(workspace)
     print(f"one contact rescored in-process: {spread(r['rescore_ms'])} (of which scoring without the segment "
           f"refresh: {spread(r['scoring_alone_ms'])}); bare forward pass of the same contact: "
-          f"{spread(r['forward_ms'])} (load {r['load'][0]} -> {r['load'][1]})", flush=True)
+          f"{spread(r['forward_ms'])} (load {r['load'][0]} -> {r['load'][1]}); CPU per call: "
+          f"{spread(r['rescore_cpu_ms'])} (scoring alone {spread(r['scoring_alone_cpu_ms'])})", flush=True)
     figures["explain"] = e = explanations(workspace)
     print(f"one explanation (numpy expected gradients, stored): {spread(e['explain_ms'])}; SHAP GradientExplainer "
           f"on Keras, explainer kept: {spread(e['shap_keras_ms'])}; bare forward pass: {spread(e['forward_ms'])} "
-          f"(load {e['load'][0]} -> {e['load'][1]})", flush=True)
+          f"(load {e['load'][0]} -> {e['load'][1]}); CPU per explanation: {spread(e['explain_cpu_ms'])}", flush=True)
     targets = [("one contact rescored p95 <= 30 ms", r["rescore_ms"]["p95"] <= 30),
                ("one explanation p95 <= 100 ms", e["explain_ms"]["p95"] <= 100)]
     if not skip_http:
         figures["predict_http"] = h = predict_http(workspace, key, clients, http_workers)
         print(f"POST /api/v1/predict ({h['events']} events, {clients} clients): {spread(h['predict_ms'])}, "
               f"{h['predict_per_s']:.0f}/s; GET /healthz, same clients and server: {spread(h['healthz_ms'])}, "
-              f"{h['healthz_per_s']:.0f}/s (load {h['load'][0]} -> {h['load'][1]})", flush=True)
+              f"{h['healthz_per_s']:.0f}/s (load {h['load'][0]} -> {h['load'][1]}); CPU per request, server + "
+              f"load generator: /predict {h['predict_server_cpu_ms']:.2f} + {h['predict_client_cpu_ms']:.2f} ms, "
+              f"/healthz {h['healthz_server_cpu_ms']:.2f} + {h['healthz_client_cpu_ms']:.2f} ms", flush=True)
         targets.append((f"POST /predict p95 <= 50 ms at {clients} clients", h["predict_ms"]["p95"] <= 50))
     if not skip_worker:
         figures["event_to_score"] = w = event_to_score(workspace)

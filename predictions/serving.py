@@ -303,12 +303,13 @@ def light_scorer_load(artifact_dir: str | Path) -> LightScorer:
         return scorer
 
 
-def sequence_frame(*, workspace_id: int, events, as_of=None) -> tuple[EventFrame, int]:
+def sequence_frame(*, workspace_id: int, events, as_of=None, resolver=None) -> tuple[EventFrame, int]:
     """One contact's validated events (ValidEvent, from a request) as an EventFrame of contact 0, staged
-    like stored events (repeat purchases as loyalty, outbound dropped); returns (frame, cut-off)."""
+    like stored events (repeat purchases as loyalty, outbound dropped); returns (frame, cut-off).
+    `resolver`: the workspace's StageResolver when the caller has it (else it is read)."""
     from funnel_site.events.stages import LOYALTY, PURCHASE, StageResolver, is_outbound
 
-    resolver = StageResolver.for_workspace(workspace_id)
+    resolver = resolver or StageResolver.for_workspace(workspace_id)
     own = sorted((e for e in events if not is_outbound(e.name)), key=lambda e: e.timestamp)
     newest = int(own[-1].timestamp.timestamp()) + 1 if own else 0
     cutoff = int(as_of.timestamp()) if as_of is not None else newest

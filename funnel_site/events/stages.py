@@ -119,6 +119,8 @@ class StageResolver:
         hit = self._cache.get(name)
         if hit is None:
             hit = self._map.get(normalise_event_name(name), "")
+            if len(self._cache) >= 100_000:  # a long-lived resolver (kept per process) sees any name sent
+                self._cache.clear()
             self._cache[name] = hit
         return hit
 

@@ -268,7 +268,7 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 CACHE_URL = os.environ.get("CACHE_URL") or (CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis://") else "")
 if CACHE_URL:
     CACHES["shared"] = {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL, "KEY_PREFIX": "funnel",
+        "BACKEND": "funnel_site.cache.RedisCache", "LOCATION": CACHE_URL, "KEY_PREFIX": "funnel",
         # a probe must answer fast when Redis is down
         "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
     }

@@ -247,6 +247,17 @@ def score_targets(node: dict) -> set[str]:
     return {value["target"]} if key == "score" else set()
 
 
+def reads_only_scores(node: dict) -> bool:
+    """True when every condition of the definition is a score condition (events, traits and funnels
+    cannot change its members: only a scoring of one of its `score_targets` can)."""
+    key, value = next(iter(node.items()))
+    if key in ("and", "or"):
+        return all(reads_only_scores(child) for child in value)
+    if key == "not":
+        return reads_only_scores(value)
+    return key == "score"
+
+
 OP_WORDS = {"eq": "=", "in": "in", "contains": "contains", "gt": ">", "gte": "≥", "lt": "<", "lte": "≤",
             "ends_with": "ends with"}
 

@@ -94,8 +94,9 @@ class Evaluator:
         """Members of `definition` (validated), within the universe."""
         ids = self.node(definition)
         if self.restrict is not None:
-            # every leaf reads only this workspace; a restricted run also keeps only the asked contacts
-            ids = np.intersect1d(ids, self.universe, assume_unique=True)
+            # every leaf reads only this workspace's contacts (and `not` is relative to the universe),
+            # so keeping the asked ones is the universe's cut without querying it
+            ids = np.intersect1d(ids, self.restrict, assume_unique=True)
         return Evaluation(contact_ids=ids, warnings=list(dict.fromkeys(self.warnings)))
 
     def node(self, node: dict) -> np.ndarray:
@@ -118,7 +119,7 @@ class Evaluator:
         """Scores of the target's active model: probability >= threshold, or the top N %."""
         ids, warning = score_member_ids(
             workspace=self.workspace, target=spec["target"], min_probability=spec.get("min_probability"),
-            top_percent=spec.get("top_percent"), among=None if self.restrict is None else self.universe.tolist(),
+            top_percent=spec.get("top_percent"), among=None if self.restrict is None else self.restrict.tolist(),
         )
         if warning:
             self.warnings.append(warning)

@@ -23,13 +23,13 @@ def workspace_created(sender, instance, created: bool, raw: bool = False, **kwar
 
 def scores_updated(sender, workspace_id: int, contact_ids=None, **kwargs) -> dict:
     """Refresh the workspace's segments: whole after a batch run (`contact_ids` None), only the
-    rescored contacts after a real-time rescoring. Returns `{"segments": [RefreshResult dicts]}`."""
-    from funnel_site.events.models import Workspace
+    rescored contacts after a real-time rescoring (then a segment that reads only other targets'
+    scores is skipped: nothing it reads changed). Returns `{"segments": [RefreshResult dicts]}`."""
     from predictions.segments.services import segments_refresh
 
-    workspace = Workspace.objects.get(pk=workspace_id)
-    results = segments_refresh(workspace=workspace, contact_ids=contact_ids)
-    log.info("segments_refreshed", workspace=workspace.slug, target=kwargs.get("target"),
+    target = kwargs.get("target") if contact_ids is not None else None
+    results = segments_refresh(workspace_id=workspace_id, contact_ids=contact_ids, target=target)
+    log.info("segments_refreshed", workspace=workspace_id, target=kwargs.get("target"),
              contacts=None if contact_ids is None else len(contact_ids),
              changed=sum(1 for r in results if r.entered or r.exited))
     return {"segments": [r.to_dict() for r in results]}

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from funnel_site.events.models import Workspace
 from predictions.models import Segment, SegmentChange, SegmentMembership, SegmentSize
+from predictions.segments.definition import reads_only_scores, score_targets
 from predictions.segments.evaluate import definition_evaluate
 
 BATCH = 5000
@@ -103,6 +104,8 @@ def segment_refresh(*, segment: Segment, contact_ids=None, as_of: datetime | Non
     restrict = None if contact_ids is None else sorted({int(c) for c in contact_ids})
     with transaction.atomic():
         locked = Segment.objects.select_for_update().get(pk=segment.pk)
+        # the workspace of a segment never changes: the caller's (select_related) saves a query
+        locked.workspace = segment.workspace
         evaluation = definition_evaluate(workspace=locked.workspace, definition=locked.definition, as_of=as_of,
                                          contact_ids=restrict)
         wanted = np.unique(np.asarray(evaluation.contact_ids, dtype=np.int64))
@@ -184,11 +187,16 @@ def _changes_pg(cursor, segment: Segment, contact_ids: list[int], kind: str, now
         [segment.workspace_id, segment.pk, kind, now, contact_ids])
 
 
-def segments_refresh(*, workspace: Workspace, contact_ids=None) -> list[RefreshResult]:
+def segments_refresh(*, workspace: Workspace | None = None, workspace_id: int | None = None, contact_ids=None,
+                     target: str | None = None) -> list[RefreshResult]:
     """Refresh every segment of the workspace, each in its own transaction (whole segments, or only
-    `contact_ids`)."""
-    return [segment_refresh(segment=segment, contact_ids=contact_ids)
-            for segment in Segment.objects.filter(workspace=workspace).order_by("id")]
+    `contact_ids`). `target`: only `target`'s scores changed (a real-time rescoring), so a segment
+    whose conditions are all scores of other targets is skipped (nothing it reads changed)."""
+    segments = (Segment.objects.filter(workspace_id=workspace.pk if workspace is not None else workspace_id)
+                .select_related("workspace").order_by("id"))
+    return [segment_refresh(segment=segment, contact_ids=contact_ids) for segment in segments
+            if target is None or target in score_targets(segment.definition)
+            or not reads_only_scores(segment.definition)]
 
 
 def segments_create_defaults(*, workspace: Workspace) -> list[Segment]:

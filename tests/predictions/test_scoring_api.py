@@ -188,3 +188,74 @@ def test_another_workspace_never_sees_acmes_runs_or_scores(other_api, scored):
     assert ScoringRun.objects.count() == 1
     body = {"target": "purchase", "events": [{"event": "Product Viewed", "timestamp": "2026-01-02T00:00:00Z"}]}
     assert other_api.post("/api/v1/predict", json.dumps(body), content_type="application/json").status_code == 409
+
+
+def _predict_expected(workspace, events: list[dict], target: str = "purchase") -> float:
+    """The probability of `events` with the stage map read afresh (no per-process cache), as /predict computes it."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from funnel_site.events.validation import validate_item
+    from predictions.models import ModelVersion
+    from predictions.serving import light_scorer_load, sequence_frame
+
+    version = ModelVersion.objects.get(workspace=workspace, target=target, is_active=True)
+    light = light_scorer_load(version.artifact_path)
+    valid = [validate_item({"message_id": "inline", **e, "contact_id": "inline"}, now=timezone.now(),
+                           max_future=timedelta(days=1)) for e in events]
+    frame, cutoff = sequence_frame(workspace_id=workspace.pk, events=valid)
+    return float(light.score_frame(frame, [0], cutoff)[0][0])
+
+
+def test_predict_sees_a_stage_map_change_on_the_next_request(api, scored, synthetic_workspace):
+    """The stage map is kept per process under the text of the mappings that the request's one
+    query returns: a mapping added, changed or removed is used by the very next /predict."""
+    from funnel_site.dashboard.services import stage_mapping_set
+    from funnel_site.events.stages import StageResolver
+    from predictions.inline import served_inline
+
+    score = ContactScore.objects.filter(is_current=True).select_related("contact").first()
+    events = [{k: v for k, v in e.items() if v is not None} for e in _contact_events(score.contact)]
+    name = events[0]["event"]
+    body = json.dumps({"target": "purchase", "events": events})  # no as_of: the lean validation path
+    seen = []
+    for stage in ("purchase", "", "consideration", "default"):  # added, changed, changed again, removed
+        stage_mapping_set(workspace=synthetic_workspace, event_name=name, stage=stage)
+        resolver = served_inline(workspace_id=synthetic_workspace.pk, target="purchase")[1]
+        expected_stage = {"default": None}.get(stage, stage)
+        if expected_stage is not None:
+            assert resolver.stage_of(name) == expected_stage
+        resp = api.post("/api/v1/predict", body, content_type="application/json")
+        assert resp.status_code == 200, resp.content
+        assert resp.json()["probability"] == pytest.approx(_predict_expected(synthetic_workspace, events), abs=1e-9)
+        seen.append(resolver.stage_of(name))
+    assert seen == ["purchase", "", "consideration", StageResolver().stage_of(name)]
+
+
+def test_predict_lean_validation_equals_the_serializer(api, scored):
+    """`_predict_body` takes only bodies the serializer accepts, with the same values; anything else
+    gets the serializer's own error."""
+    from rest_framework.exceptions import ValidationError
+
+    from predictions.scoring_apis import MAX_PREDICT_EVENTS, PredictRequestSerializer, _predict_body
+
+    event = {"event": "Product Viewed", "timestamp": "2026-01-02T00:00:00Z"}
+    good = [{"events": [event]}, {"target": "churn", "events": [event] * 3}]
+    for data in good:
+        serializer = PredictRequestSerializer(data=data)
+        assert serializer.is_valid()
+        lean = _predict_body(data)
+        assert lean["target"] == serializer.validated_data["target"]
+        assert lean["events"] == serializer.validated_data["events"]
+    bad = [{"target": "love", "events": [event]}, {"events": []}, {"events": [event] * (MAX_PREDICT_EVENTS + 1)},
+           {"events": [event, "not an object"]}, {"events": "nope"}, {"target": None, "events": [event]},
+           {"target": 3, "events": [event]}, {}, ["a list"]]
+    for data in bad:
+        serializer = PredictRequestSerializer(data=data)
+        assert not serializer.is_valid()
+        with pytest.raises(ValidationError) as caught:
+            _predict_body(data)
+        assert caught.value.detail == serializer.errors
+        resp = api.post("/api/v1/predict", json.dumps(data), content_type="application/json")
+        assert resp.status_code == 400

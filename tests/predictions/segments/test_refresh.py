@@ -175,3 +175,38 @@ def test_two_refreshes_at_once_write_each_change_once():
     assert open_ids(segment) == wanted
     assert SegmentMembership.objects.filter(segment=segment).count() == len(wanted)
     assert SegmentChange.objects.filter(segment=segment).count() == len(wanted)
+
+
+def test_few_ranks_in_one_query_equal_the_ranking_pass(generated):
+    """A real-time refresh ranks a few contacts with one query (`_few_ranks`); it gives the ranks and
+    count of `_ranks`, ties included (raw scores tied, then probability as the key where raw is null)."""
+    from predictions.models import ModelVersion
+    from predictions.segments.selectors import _few_ranks, _ranks
+
+    ws = generated.workspace
+    version = ModelVersion.objects.get(workspace=ws, target="purchase", is_active=True)
+    ids = sorted(generated.contact_ids.values())
+    tied = ContactScore.objects.filter(model_version=version, is_current=True, contact_id__in=ids[:20])
+    tied.update(raw_score=0.5)
+    ContactScore.objects.filter(model_version=version, is_current=True, contact_id__in=ids[20:25]).update(
+        raw_score=None, probability=0.5)
+    for asked in ([ids[0]], [ids[3], ids[22], ids[-1]], ids[18:26]):
+        ranks, total = _ranks(version=version, contact_ids=asked)
+        few = _few_ranks(workspace=ws, target="purchase", contact_ids=asked)
+        assert {c: r for c, r, _ in few} == ranks and {t for *_, t in few} == {total}
+    assert _few_ranks(workspace=ws, target="ltv", contact_ids=ids[:2]) == []
+
+
+def test_a_rescoring_skips_segments_that_read_only_other_targets_scores(generated):
+    """After a real-time purchase rescoring, a churn-only segment is not refreshed (nothing it reads
+    changed); a segment reading events (stages) or purchase scores is."""
+    ws = generated.workspace
+    segment_create(workspace=ws, name="reached interest", definition={"stage": {"reached": "interest"}}, refresh=False)
+    responses = scores_updated.send(sender=None, workspace_id=ws.pk, target="purchase",
+                                    contact_ids=[next(iter(generated.contact_ids.values()))], scoring_run_id=None)
+    refreshed = {c["name"] for _, r in responses if isinstance(r, dict) and "segments" in r for c in r["segments"]}
+    assert refreshed == {"Likely purchasers", "reached interest"}
+    responses = scores_updated.send(sender=None, workspace_id=ws.pk, target="churn",
+                                    contact_ids=[next(iter(generated.contact_ids.values()))], scoring_run_id=None)
+    refreshed = {c["name"] for _, r in responses if isinstance(r, dict) and "segments" in r for c in r["segments"]}
+    assert refreshed == {"Churn risk", "reached interest"}
