@@ -78,9 +78,9 @@ def prepare_database(args: argparse.Namespace) -> bool:
     url = os.environ.get("DATABASE_URL") or DEFAULT_URL
     parts = urlsplit(url)
     name = parts.path.lstrip("/")
-    # a scratch name: 'bench...' or a developer's '<branch>_bench...' (shared-host convention)
-    if parts.scheme not in ("postgres", "postgresql") or not name.split("_", 1)[-1].startswith("bench") \
-            and not name.startswith("bench"):
+    from benchmarks.ingest import is_scratch_name
+
+    if parts.scheme not in ("postgres", "postgresql") or not is_scratch_name(name):
         sys.exit("DATABASE_URL must name a scratch PostgreSQL database starting with 'bench' or "
                  f"'<prefix>_bench' (it is dropped), e.g. {DEFAULT_URL}")
     os.environ["DATABASE_URL"] = url

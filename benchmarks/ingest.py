@@ -76,13 +76,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # --------------------------------------------------------------------------- the scratch database
 
 
+def is_scratch_name(name: str) -> bool:
+    """A database a benchmark may drop: `bench...`, or `<prefix>_bench...` (a developer sharing the
+    server prefixes their databases)."""
+    return name.startswith("bench") or name.split("_", 1)[-1].startswith("bench")
+
+
 def scratch_database() -> str:
     """DATABASE_URL, checked to be a PostgreSQL database named bench*, dropped, created and migrated."""
     url = os.environ.get("DATABASE_URL", "")
     parts = urlsplit(url)
     name = parts.path.lstrip("/")
-    # bench* or <branch>_bench*: a developer sharing the server prefixes their databases
-    if parts.scheme not in ("postgres", "postgresql", "pgsql") or not (name.startswith("bench") or name.split("_", 1)[-1].startswith("bench")):
+    if parts.scheme not in ("postgres", "postgresql", "pgsql") or not is_scratch_name(name):
         sys.exit("DATABASE_URL must name a scratch PostgreSQL database whose name starts with 'bench' (or "
                  "'<prefix>_bench'), e.g. postgres://postgres@127.0.0.1:5432/bench_ingest (it is dropped and "
                  "re-created)")

@@ -107,11 +107,6 @@ def served_inline(*, workspace_id: int, target: str):
     return _served(workspace_id, target, tuple(stamp)), resolver
 
 
-def served_model(*, workspace_id: int, target: str) -> ServedModel | None:
-    """The active model of a target with its newest run's quantiles; None without an active model."""
-    return served_inline(workspace_id=workspace_id, target=target)[0]
-
-
 def _served(workspace_id: int, target: str, stamp: tuple) -> ServedModel:
     version_id, artifact_path, run_id, run_finished = stamp
     if isinstance(run_finished, str):  # SQLite hands raw SQL its stored text
